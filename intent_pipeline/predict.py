@@ -1,0 +1,141 @@
+"""Model loading and prediction: the one code path behind evaluation, the app and the API.
+
+`IntentClassifier.load(path)` accepts a training output folder (MODEL_DIR) or a release folder.
+Texts are normalised with `normalize_for_model` (as in training) and scored in batches; the
+fallback rule (confidence threshold + top-2 margin, tuned on validation by stage 5) turns unsure
+answers into the fallback label.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from intent_pipeline.io import PipelineError
+from intent_pipeline.text import normalize_for_model
+
+log = logging.getLogger(__name__)
+
+THRESHOLDS_FILE = "thresholds.json"
+RELEASE_FILE = "release.json"
+TRAINING_CONFIG_FILE = "training_config.json"
+
+
+@dataclass(frozen=True)
+class FallbackRule:
+    """Answer the fallback label when confidence < threshold or top1 - top2 < margin."""
+
+    threshold: float = 0.0
+    margin: float = 0.0
+    label: str = "unknown"
+
+    def applies(self, top1: float, top2: float) -> bool:
+        return top1 < self.threshold or (top1 - top2) < self.margin
+
+
+@dataclass
+class Prediction:
+    text: str  # the text as the model saw it
+    intent: str  # the answer: top intent, or the fallback label
+    top_intent: str  # the model's top intent, even when the fallback applies
+    confidence: float
+    is_fallback: bool
+    top_k: list[tuple[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["top_k"] = [{"intent": label, "confidence": score} for label, score in self.top_k]
+        return data
+
+
+class IntentClassifier:
+    """A fine-tuned sequence classifier plus its label map, fallback rule and version info."""
+
+    def __init__(self, model_dir: Path, model, tokenizer, max_length: int, fallback: FallbackRule, info: dict):
+        self.model_dir = model_dir
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.fallback = fallback
+        self.info = info
+        self.labels: list[str] = [model.config.id2label[i] for i in range(model.config.num_labels)]
+
+    @property
+    def version(self) -> str:
+        return str(self.info.get("version") or self.info.get("model_version") or "unversioned")
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.info.get("dataset_fingerprint", ""))
+
+    @classmethod
+    def load(cls, model_dir: Path | str, max_length: int = 64, fallback_label: str = "unknown") -> "IntentClassifier":
+        import torch  # heavy; imported here so importing this module stays cheap
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        model_dir = Path(model_dir)
+        if not (model_dir / "config.json").is_file():
+            raise PipelineError(
+                f"no model at {model_dir}: run `python finetune_bert.py` (or set MODEL_DIR / MODEL_SOURCE)"
+            )
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(model_dir)
+            model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+        except (OSError, ValueError) as exc:
+            raise PipelineError(f"model at {model_dir} cannot be loaded: {str(exc).splitlines()[0]}") from None
+        model.eval()
+        info: dict = {}
+        for name in (TRAINING_CONFIG_FILE, RELEASE_FILE):
+            if (model_dir / name).is_file():
+                info.update(json.loads((model_dir / name).read_text(encoding="utf-8")))
+        fallback = FallbackRule(label=fallback_label)
+        if (model_dir / THRESHOLDS_FILE).is_file():
+            raw = json.loads((model_dir / THRESHOLDS_FILE).read_text(encoding="utf-8"))
+            fallback = FallbackRule(float(raw.get("threshold", 0.0)), float(raw.get("margin", 0.0)), fallback_label)
+        return cls(model_dir, model, tokenizer, int(info.get("max_length", max_length)), fallback, info)
+
+    def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Class probabilities, shape (len(texts), n_labels), in the model's label order."""
+        import torch
+
+        normalized = [normalize_for_model(t) for t in texts]
+        out = np.zeros((len(normalized), len(self.labels)), dtype=np.float32)
+        # Sorting by length keeps padding (and so wasted compute) small within each batch.
+        order = sorted(range(len(normalized)), key=lambda i: len(normalized[i]))
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            enc = self.tokenizer(
+                [normalized[i] for i in idx], padding=True, truncation=True,
+                max_length=self.max_length, return_tensors="pt",
+            )
+            with torch.inference_mode():
+                logits = self.model(**enc).logits
+            out[idx] = torch.softmax(logits.float(), dim=-1).numpy()
+        return out
+
+    def predict(
+        self, texts: Sequence[str], top_k: int = 3, fallback: FallbackRule | None = None, batch_size: int = 64
+    ) -> list[Prediction]:
+        rule = fallback or self.fallback
+        probs = self.predict_proba(texts, batch_size=batch_size)
+        return [self._to_prediction(text, row, top_k, rule) for text, row in zip(texts, probs)]
+
+    def _to_prediction(self, text: str, row: np.ndarray, top_k: int, rule: FallbackRule) -> Prediction:
+        ranked = np.argsort(-row)
+        top1 = float(row[ranked[0]])
+        top2 = float(row[ranked[1]]) if len(ranked) > 1 else 0.0
+        is_fallback = rule.applies(top1, top2)
+        top_label = self.labels[ranked[0]]
+        return Prediction(
+            text=normalize_for_model(text),
+            intent=rule.label if is_fallback else top_label,
+            top_intent=top_label,
+            confidence=top1,
+            is_fallback=is_fallback,
+            top_k=[(self.labels[i], float(row[i])) for i in ranked[:top_k]],
+        )

@@ -1,0 +1,19 @@
+"""Text as the model sees it: one normalisation shared by training, evaluation, the app and the API.
+
+The seed data carries label-correlated surface artifacts (the `other` intent is lower-case and
+unpunctuated, every other intent is capitalised and ends in '.' or '?'). Real chat messages have
+neither, so the model must not see them: lower-case, strip edge punctuation, fold whitespace.
+"""
+
+from __future__ import annotations
+
+import re
+
+_EDGE_PUNCT = re.compile(r"^[\s\.\?\!,;:…\-–—'\"`]+|[\s\.\?\!,;:…\-–—'\"`]+$")
+_SPACES = re.compile(r"\s+")
+
+
+def normalize_for_model(text: str) -> str:
+    """Remove style cues that correlate with labels in the seed data but carry no intent."""
+    text = _SPACES.sub(" ", str(text)).strip().lower()
+    return _EDGE_PUNCT.sub("", text)

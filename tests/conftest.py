@@ -1,0 +1,87 @@
+"""Shared fixtures: settings redirected into tmp_path, and fresh databases on SQLite and MariaDB.
+
+MariaDB tests need the server at MARIADB_TEST_URL (default root@127.0.0.1:3306). Where it is not
+running they are skipped on a developer's machine but FAIL in CI (CI=true): never a silent skip.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MARIADB_SERVER_URL = os.environ.get("MARIADB_TEST_URL", "mysql+pymysql://root@127.0.0.1:3306")
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# Nothing may reach a hub at test time.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture
+def settings_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point every file setting at tmp_path and the database at a fresh SQLite file there."""
+    monkeypatch.setenv("RAW_DATA_FILE", str(tmp_path / "raw.csv"))
+    monkeypatch.setenv("CLEANED_DATA_FILE", str(tmp_path / "cleaned.csv"))
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'test.db'}")
+    monkeypatch.setenv("ARTIFACTS_DIR", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("MODEL_DIR", str(tmp_path / "artifacts" / "bert_intent_model"))
+    monkeypatch.setenv("REGISTRY_DIR", str(tmp_path / "registry"))
+    for name in ("HF_TOKEN", "HF_REPO_ID", "MODEL_SOURCE", "MYSQL_HOST", "MYSQL_DB", "MYSQL_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def _mariadb_available() -> str | None:
+    try:
+        engine = sa.create_engine(MARIADB_SERVER_URL + "/", connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # any failure means "not available"
+        return str(exc).splitlines()[0]
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> str:
+    problem = _mariadb_available()
+    if problem:
+        message = f"MariaDB not reachable at {MARIADB_SERVER_URL}: {problem}"
+        if IN_CI:
+            pytest.fail(message + " (CI requires it; .ci/run starts it)")
+        pytest.skip(message)
+    return MARIADB_SERVER_URL
+
+
+def _fresh_mariadb_url(server_url: str) -> Iterator[str]:
+    name = f"ip_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server_url + "/")
+    with admin.begin() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
+    try:
+        yield f"{server_url}/{name}?charset=utf8mb4"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "mariadb"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh, empty database on each engine; DATABASE_URL points at it for the test."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+        monkeypatch.setenv("DATABASE_URL", url)
+        yield url
+        return
+    server = request.getfixturevalue("mariadb_server")
+    for url in _fresh_mariadb_url(server):
+        monkeypatch.setenv("DATABASE_URL", url)
+        yield url

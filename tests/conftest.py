@@ -85,3 +85,38 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
     for url in _fresh_mariadb_url(server):
         monkeypatch.setenv("DATABASE_URL", url)
         yield url
+
+
+TINY_LABELS = ["check_order", "refund", "other"]
+
+
+@pytest.fixture(scope="session")
+def untrained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled base model with a fresh 3-label head, saved like stage 4 saves a model.
+
+    For plumbing tests (loading, batching, file formats) only: its answers are not meaningful.
+    Tests about model quality train a real one on small data instead.
+    """
+    import json
+
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    import config
+
+    out = tmp_path_factory.mktemp("untrained_model")
+    base = config.get_settings().base_model
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base,
+        num_labels=len(TINY_LABELS),
+        id2label=dict(enumerate(TINY_LABELS)),
+        label2id={label: i for i, label in enumerate(TINY_LABELS)},
+    )
+    AutoTokenizer.from_pretrained(base).save_pretrained(out)
+    model.save_pretrained(out)
+    (out / "training_config.json").write_text(
+        json.dumps({"model_version": "test-untrained", "dataset_fingerprint": "0" * 64, "max_length": 64})
+    )
+    (out / "label_mapping.json").write_text(
+        json.dumps({"label2id": {l: i for i, l in enumerate(TINY_LABELS)}, "id2label": dict(enumerate(TINY_LABELS))})
+    )
+    return out

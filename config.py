@@ -103,6 +103,9 @@ class Settings:
     val_ratio: float
     test_ratio: float
     augment: bool
+    augment_fraction: float
+    train_group_cap: int
+    freeze_embeddings: bool
     class_weights: bool
     hf_token: str
     hf_repo_id: str
@@ -156,6 +159,9 @@ def get_settings() -> Settings:
         val_ratio=float(_env_number("VAL_RATIO", 0.1, float)),
         test_ratio=float(_env_number("TEST_RATIO", 0.15, float)),
         augment=_env_bool("AUGMENT", True),
+        augment_fraction=float(_env_number("AUGMENT_FRACTION", 0.5, float)),
+        train_group_cap=int(_env_number("TRAIN_GROUP_CAP", 16)),
+        freeze_embeddings=_env_bool("FREEZE_EMBEDDINGS", True),
         class_weights=_env_bool("CLASS_WEIGHTS", True),
         hf_token=os.environ.get("HF_TOKEN", "").strip(),
         hf_repo_id=_env("HF_REPO_ID", ""),

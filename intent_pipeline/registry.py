@@ -4,20 +4,31 @@ Local layout: `<REGISTRY_DIR>/<repo name>/<version>/` (a full release folder) an
 `<REGISTRY_DIR>/<repo name>/LATEST` (a text file naming the latest version). `MODEL_SOURCE` picks a
 release: empty = latest local release; an existing path = that folder; `owner/name[@revision]` = a
 Hub repo, downloaded with `snapshot_download` (needs network, and `HF_TOKEN` if private).
+
+Publishing: versions are `v1, v2, ...` per repo (the next number after every version seen locally
+and, for the Hub, among the repo's tags). A release is built in a hidden staging folder inside the
+repo folder, renamed into place in one step (a reader never sees half a release), and only then is
+LATEST replaced atomically. On the Hub, the same folder is one commit, tagged with the version.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from config import Settings
-from intent_pipeline.io import PipelineError
+from intent_pipeline.io import PipelineError, write_text_atomic
 
 log = logging.getLogger(__name__)
 
 DEFAULT_REPO_NAME = "intent-classifier"
 LATEST_FILE = "LATEST"
+VERSION_RE = re.compile(r"^v(\d+)$")
 
 
 def repo_name(settings: Settings) -> str:
@@ -64,3 +75,75 @@ def _download_from_hub(source: str, settings: Settings) -> Path:
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise PipelineError(f"cannot download model {source!r} from the Hugging Face Hub: {reason}") from None
+
+
+def next_version(existing: Iterable[str]) -> str:
+    """`v<n+1>` where n is the highest `v<n>` among `existing` (other names are ignored)."""
+    numbers = [int(m.group(1)) for name in existing if (m := VERSION_RE.match(name))]
+    return f"v{max(numbers, default=0) + 1}"
+
+
+def local_versions(settings: Settings) -> list[str]:
+    repo_dir = settings.registry_dir / repo_name(settings)
+    if not repo_dir.is_dir():
+        return []
+    return sorted((p.name for p in repo_dir.iterdir() if p.is_dir() and VERSION_RE.match(p.name)),
+                  key=lambda name: int(name[1:]))
+
+
+def staging_dir(settings: Settings) -> Path:
+    """An empty hidden folder on the registry's file system, so publishing is a single rename."""
+    repo_dir = settings.registry_dir / repo_name(settings)
+    repo_dir.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=".staging-", dir=repo_dir))
+
+
+def publish_local(staged: Path, version: str, settings: Settings) -> Path:
+    """Rename a complete staged release to `<repo>/<version>/` and point LATEST at it."""
+    repo_dir = settings.registry_dir / repo_name(settings)
+    target = repo_dir / version
+    if target.exists():
+        raise PipelineError(f"release {target} already exists: versions are never overwritten; re-run to get the next one")
+    os.replace(staged, target)  # same file system (staging_dir), so this is atomic
+    write_text_atomic(repo_dir / LATEST_FILE, version + "\n")
+    log.info("published %s to the local registry at %s", version, target)
+    return target
+
+
+def discard_staging(staged: Path) -> None:
+    shutil.rmtree(staged, ignore_errors=True)
+
+
+def hub_versions(api, repo_id: str) -> list[str]:
+    """Version tags already on the Hub repo (so numbering continues across machines)."""
+    return [tag.name for tag in api.list_repo_refs(repo_id).tags if VERSION_RE.match(tag.name)]
+
+
+def publish_hub(folder: Path, repo_id: str, version: str, settings: Settings, api, private: bool = True) -> str:
+    """Upload every file of `folder` to `repo_id` in one commit and tag it `version`; returns the commit URL.
+
+    `api` is an `HfApi` built with the token (created by the caller, which also made sure the repo
+    exists). The token itself never reaches a message: Hub errors are reduced to their first line.
+    """
+    from huggingface_hub import CommitOperationAdd
+    from huggingface_hub.errors import HfHubHTTPError
+
+    operations = [
+        CommitOperationAdd(path_in_repo=path.relative_to(folder).as_posix(), path_or_fileobj=str(path))
+        for path in sorted(folder.rglob("*")) if path.is_file()
+    ]
+    try:
+        # create_commit rather than upload_folder: with hf_xet installed upload_folder may split
+        # a folder into several commits, and a release must be exactly one.
+        commit = api.create_commit(repo_id=repo_id, operations=operations,
+                                   commit_message=f"Release {version}", repo_type="model")
+        api.create_tag(repo_id, tag=version, revision=commit.oid, tag_message=f"Release {version}")
+    except (HfHubHTTPError, ValueError, OSError) as exc:
+        raise PipelineError(f"publishing {version} to the Hub repo {repo_id} failed: {hub_error_reason(exc, settings)}") from None
+    log.info("published %s to the Hub: %s (%s repo)", version, commit.commit_url, "private" if private else "public")
+    return commit.commit_url
+
+
+def hub_error_reason(exc: Exception, settings: Settings) -> str:
+    text = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return text.replace(settings.hf_token, "***") if settings.hf_token else text

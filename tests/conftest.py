@@ -120,3 +120,43 @@ def untrained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         json.dumps({"label2id": {l: i for i, l in enumerate(TINY_LABELS)}, "id2label": dict(enumerate(TINY_LABELS))})
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_release(untrained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A local model registry holding one release, published by the real stage 6 code (push_model.publish).
+
+    Signature: `tiny_release -> Path` = the registry dir, laid out as `<dir>/intent-classifier/v1/`
+    (a full release folder of `untrained_model_dir`: labels check_order/refund/other, thresholds.json
+    with threshold 0.05 and margin 0.0 so answers are the top intent, release.json, README.md) plus
+    `<dir>/intent-classifier/LATEST` = "v1". Sets nothing globally: tests monkeypatch REGISTRY_DIR to
+    it (with HF_REPO_ID and MODEL_SOURCE empty), or MODEL_SOURCE to `<dir>/intent-classifier/v1`.
+    Shared by the session: treat it as read-only.
+    """
+    import dataclasses
+    import json
+    import shutil
+
+    import config
+    import push_model
+
+    root = tmp_path_factory.mktemp("tiny_release")
+    artifacts = root / "artifacts"
+    model_dir = artifacts / "bert_intent_model"
+    shutil.copytree(untrained_model_dir, model_dir)
+    training = json.loads((model_dir / "training_config.json").read_text())
+    stamp = {key: training[key] for key in ("model_version", "dataset_fingerprint")}
+    per_class = {label: {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2} for label in TINY_LABELS}
+    metrics = {**stamp, "accuracy": 0.5, "macro_f1": 0.5, "weighted_f1": 0.5, "ece": 0.1, "labels": TINY_LABELS,
+               "test": {"accuracy": 0.5, "n": 6, "per_class": per_class}}
+    files = {"metrics.json": metrics, "thresholds.json": {**stamp, "threshold": 0.05, "margin": 0.0},
+             "pii_values.json": {"salt": "tiny", "digests": []}}
+    for name, data in files.items():
+        (artifacts / name).write_text(json.dumps(data))
+    settings = dataclasses.replace(
+        config.get_settings(), artifacts_dir=artifacts, model_dir=model_dir,
+        registry_dir=root / "registry", hf_token="", hf_repo_id="",
+    )
+    push_model.publish(settings)
+    shutil.rmtree(artifacts)  # the release is self-contained
+    return root / "registry"

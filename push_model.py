@@ -1,0 +1,183 @@
+"""Stage 6: MODEL_DIR + ARTIFACTS_DIR (metrics, plots, thresholds) -> a versioned release.
+
+The release folder holds the model and tokenizer, label map, thresholds.json, metrics and plots, a
+model card (README.md with Hub metadata) and release.json. It always goes to the local registry
+(`REGISTRY_DIR/<repo name>/<version>/` + `LATEST`); with HF_TOKEN and HF_REPO_ID set, the identical
+folder is also uploaded to that Hub repo (private unless --public) in one commit tagged with the
+version. Refuses stale or missing metrics and any file that contains a raw PII value stage 1 masked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+from config import Settings, get_settings
+from intent_pipeline import registry
+from intent_pipeline.io import PipelineError, read_json, run_cli, setup_logging, sha256_file, write_json_atomic
+from intent_pipeline.model_card import build_model_card
+from intent_pipeline.predict import RELEASE_FILE, THRESHOLDS_FILE, TRAINING_CONFIG_FILE
+from intent_pipeline.release_scan import find_leaks
+
+log = logging.getLogger("push_model")
+
+METRICS_FILE = "metrics.json"
+# Stage 5 outputs that travel with the model. misclassified.csv stays out: it is message text and
+# the release may be public.
+RELEASE_ARTIFACTS = (
+    METRICS_FILE, "per_class_report.csv", "confusion_matrix.csv", "confused_pairs.csv",
+    "confusion_matrix.html", "pr_curves.html", "plotly.min.js", "reliability.png", "confidence_histogram.png",
+)
+# Trainer leftovers in MODEL_DIR that are not part of a model.
+SKIPPED_MODEL_ENTRIES = ("checkpoint-", "runs", "logs", "optimizer.pt", "scheduler.pt", "rng_state", "trainer_state")
+METRICS_FIX = "run `python export_bert_metrics.py`"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--public", action="store_true",
+                        help="create the Hub repo as public (default: private); ignored without HF_TOKEN/HF_REPO_ID")
+    parser.add_argument("--version", default=None,
+                        help="release version, e.g. v7 (default: the next vN for this repo, locally and on the Hub)")
+    args = parser.parse_args(argv)
+    if args.version is not None and not registry.VERSION_RE.match(args.version):
+        parser.error("--version must look like v<number>, e.g. v3")
+    return args
+
+
+def load_checked_inputs(settings: Settings) -> tuple[dict, dict, dict]:
+    """(training config, metrics, thresholds) of MODEL_DIR, refusing metrics of another model or dataset."""
+    model_dir = settings.model_dir
+    if not (model_dir / "config.json").is_file():
+        raise PipelineError(f"no model at {model_dir}: run `python finetune_bert.py`")
+    training = read_json(model_dir / TRAINING_CONFIG_FILE, "training config", "run `python finetune_bert.py`")
+    metrics = read_json(settings.artifacts_dir / METRICS_FILE, "metrics", METRICS_FIX)
+    thresholds = read_json(settings.artifacts_dir / THRESHOLDS_FILE, "fallback thresholds", METRICS_FIX)
+    for name, data in ((METRICS_FILE, metrics), (THRESHOLDS_FILE, thresholds)):
+        for key in ("model_version", "dataset_fingerprint"):
+            if not data.get(key) or data.get(key) != training.get(key):
+                raise PipelineError(
+                    f"stale {name}: its {key} {str(data.get(key))[:16]!r} is not the model's "
+                    f"{str(training.get(key))[:16]!r}: {METRICS_FIX}"
+                )
+    for key in ("accuracy", "macro_f1", "weighted_f1"):
+        if not isinstance(metrics.get(key), (int, float)):
+            raise PipelineError(f"metrics at {settings.artifacts_dir / METRICS_FILE} lack {key!r}: {METRICS_FIX}")
+    return training, metrics, thresholds
+
+
+def _is_model_file(path: Path) -> bool:
+    return not path.name.startswith(".") and not path.name.startswith(SKIPPED_MODEL_ENTRIES)
+
+
+def copy_release_files(stage: Path, settings: Settings) -> list[str]:
+    """Model folder, then stage 5's files (its thresholds.json wins); returns what was copied."""
+    copied = []
+    for entry in sorted(settings.model_dir.iterdir()):
+        if not _is_model_file(entry):
+            continue
+        if entry.is_dir():
+            shutil.copytree(entry, stage / entry.name)
+        else:
+            shutil.copy2(entry, stage / entry.name)
+        copied.append(entry.name)
+    for name in (*RELEASE_ARTIFACTS, THRESHOLDS_FILE):
+        source = settings.artifacts_dir / name
+        if source.is_file():
+            shutil.copy2(source, stage / name)
+            copied.append(name)
+        elif name != "plotly.min.js":
+            log.warning("%s not found: the release goes without it", source)
+    return sorted(set(copied))
+
+
+def release_info(version: str, training: dict, metrics: dict, thresholds: dict, repo: str) -> dict:
+    return {
+        "version": version,
+        "model_version": training.get("model_version", ""),
+        "dataset_fingerprint": training.get("dataset_fingerprint", ""),
+        "base_model": training.get("base_model", ""),
+        "repo": repo,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "metrics": {key: metrics.get(key) for key in
+                    ("accuracy", "macro_f1", "weighted_f1", "noisy_accuracy", "noisy_macro_f1", "ece")},
+        "fallback": {"threshold": thresholds.get("threshold", 0.0), "margin": thresholds.get("margin", 0.0)},
+    }
+
+
+def assemble(stage: Path, info: dict, training: dict, metrics: dict, thresholds: dict, settings: Settings) -> None:
+    """Fill `stage` with the complete release; release.json (with every file's hash) comes last."""
+    copy_release_files(stage, settings)
+    build_model_card(info, metrics, training, thresholds, settings).save(stage / "README.md")
+    info["files"] = {
+        path.relative_to(stage).as_posix(): sha256_file(path) for path in sorted(stage.rglob("*")) if path.is_file()
+    }
+    write_json_atomic(stage / RELEASE_FILE, info)
+
+
+def refuse_leaks(stage: Path, settings: Settings) -> None:
+    leaks = find_leaks(stage, settings)
+    if leaks:
+        shown = ", ".join(f"{leak.file} ({leak.kind})" for leak in leaks[:5])
+        raise PipelineError(
+            f"refusing to publish: {len(leaks)} raw PII value(s) that stage 1 masked appear in the release: "
+            f"{shown}; re-run stages 1-5 after fixing the masking"
+        )
+
+
+def _hub_client(settings: Settings, private: bool):
+    """HfApi with the token, and the repo created (no-op if it exists); errors without the token."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    api = HfApi(token=settings.hf_token)
+    try:
+        api.create_repo(settings.hf_repo_id, private=private, exist_ok=True, repo_type="model")
+        existing = registry.hub_versions(api, settings.hf_repo_id)
+    except (HfHubHTTPError, ValueError, OSError) as exc:
+        reason = registry.hub_error_reason(exc, settings)
+        raise PipelineError(f"cannot use the Hub repo {settings.hf_repo_id}: {reason}") from None
+    return api, existing
+
+
+def publish(settings: Settings, version: str | None = None, public: bool = False) -> Path:
+    """Build, check and publish one release; returns its local registry folder."""
+    training, metrics, thresholds = load_checked_inputs(settings)
+    use_hub = bool(settings.hf_token and settings.hf_repo_id)
+    if bool(settings.hf_token) != bool(settings.hf_repo_id):
+        log.warning("HF_TOKEN and HF_REPO_ID must both be set to publish to the Hub: publishing locally only")
+    api, hub_tags = _hub_client(settings, private=not public) if use_hub else (None, [])
+    taken = set(registry.local_versions(settings)) | set(hub_tags)
+    version = version or registry.next_version(taken)
+    if version in taken:
+        raise PipelineError(f"version {version} already exists for {registry.repo_name(settings)}: pick another")
+
+    info = release_info(version, training, metrics, thresholds, settings.hf_repo_id or registry.repo_name(settings))
+    stage = registry.staging_dir(settings)
+    try:
+        assemble(stage, info, training, metrics, thresholds, settings)
+        refuse_leaks(stage, settings)
+        if use_hub:
+            registry.publish_hub(stage, settings.hf_repo_id, version, settings, api, private=not public)
+        return registry.publish_local(stage, version, settings)
+    finally:
+        registry.discard_staging(stage)  # no-op after a successful rename
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = get_settings()
+    setup_logging(settings.log_level)
+    folder = publish(settings, version=args.version, public=args.public)
+    where = f"Hub repo {settings.hf_repo_id} and " if settings.hf_token and settings.hf_repo_id else ""
+    print(f"Released {folder.name} to {where}{folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,14 +1,19 @@
-"""The database: engine creation and the one schema (messages, predictions, feedback) for every stage.
+"""The database: engine creation, the one schema (messages, predictions, feedback) and the reads and
+writes that later stages, the app and the API share, so none of them writes SQL itself.
 
 Works on SQLite (the embedded default) and MySQL/MariaDB (utf8mb4). `ensure_schema()` creates what
-is missing and adds columns that a newer schema introduced, so upgrades need no manual step.
+is missing and adds columns and indexes that a newer schema introduced, so upgrades need no manual step.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Engine, make_url
@@ -25,6 +30,20 @@ metadata = sa.MetaData()
 LongText = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 UtcNow = sa.func.current_timestamp()
+MYSQL_UNKNOWN_DATABASE = 1049
+
+
+def utc_now() -> datetime:
+    """Naive UTC timestamp, the form every DateTime column stores."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _timestamp(name: str, **kwargs: Any) -> sa.Column:
+    # Client-side default as well as server-side: a column added to an existing SQLite table cannot
+    # carry a non-constant DEFAULT, so inserts must not rely on the server filling it in. A Python
+    # value (not CURRENT_TIMESTAMP inline) keeps executemany a true multi-row INSERT on PyMySQL.
+    return sa.Column(name, sa.DateTime, nullable=False, default=utc_now, server_default=UtcNow, **kwargs)
+
 
 messages = sa.Table(
     "messages",
@@ -34,8 +53,8 @@ messages = sa.Table(
     sa.Column("label", sa.String(191), nullable=False, index=True),
     sa.Column("text_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("source", sa.String(255), nullable=False, server_default=""),
-    sa.Column("created_at", sa.DateTime, nullable=False, server_default=UtcNow),
-    sa.Column("updated_at", sa.DateTime, nullable=False, server_default=UtcNow),
+    _timestamp("created_at"),
+    _timestamp("updated_at", onupdate=utc_now),
     mysql_charset="utf8mb4",
     mysql_collate="utf8mb4_bin",
 )
@@ -44,7 +63,7 @@ predictions = sa.Table(
     "predictions",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("created_at", sa.DateTime, nullable=False, server_default=UtcNow, index=True),
+    _timestamp("created_at", index=True),
     sa.Column("text", LongText, nullable=False),  # always the PII-masked text
     sa.Column("intent", sa.String(191), nullable=False),
     sa.Column("top_intent", sa.String(191), nullable=False),
@@ -54,13 +73,14 @@ predictions = sa.Table(
     sa.Column("latency_ms", sa.Float, nullable=False, server_default="0"),
     sa.Column("channel", sa.String(32), nullable=False, server_default="app"),
     mysql_charset="utf8mb4",
+    mysql_collate="utf8mb4_bin",
 )
 
 feedback = sa.Table(
     "feedback",
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
-    sa.Column("created_at", sa.DateTime, nullable=False, server_default=UtcNow),
+    _timestamp("created_at"),
     sa.Column("prediction_id", BigId, sa.ForeignKey("predictions.id"), nullable=True),
     sa.Column("text", LongText, nullable=False),  # PII-masked
     sa.Column("predicted_label", sa.String(191), nullable=False),
@@ -68,11 +88,27 @@ feedback = sa.Table(
     sa.Column("is_correct", sa.Boolean, nullable=False),
     sa.Column("model_version", sa.String(128), nullable=False, server_default=""),
     mysql_charset="utf8mb4",
+    mysql_collate="utf8mb4_bin",
 )
 
 
+def _first_line(exc: BaseException) -> str:
+    return str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _create_mysql_database(url: sa.URL) -> None:
+    """Create the database named in `url` (utf8mb4, binary collation) on its server."""
+    server = sa.create_engine(url.set(database=""))
+    try:
+        quoted = server.dialect.identifier_preparer.quote(url.database)
+        with server.begin() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE IF NOT EXISTS {quoted} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
+    finally:
+        server.dispose()
+
+
 def make_engine(url: str) -> Engine:
-    """Create an engine for `url`; SQLite's folder is created, MySQL gets utf8mb4.
+    """Create an engine for `url`; SQLite's folder and a missing MySQL database are created.
 
     Raises PipelineError (password masked) if the URL is malformed or the database unreachable.
     """
@@ -80,26 +116,62 @@ def make_engine(url: str) -> Engine:
         parsed = make_url(url)
     except ArgumentError:
         raise PipelineError(f"DATABASE_URL is not a valid database URL: {mask_url(url)}") from None
-    kwargs: dict = {"future": True}
-    if parsed.get_backend_name() == "sqlite":
+    kwargs: dict = {}
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    elif parsed.get_backend_name() in {"mysql", "mariadb"}:
+    elif backend in {"mysql", "mariadb"}:
         if "charset" not in parsed.query:
             parsed = parsed.update_query_dict({"charset": "utf8mb4"})
-        kwargs.update(pool_pre_ping=True, pool_recycle=3600)
+        kwargs.update(pool_pre_ping=True, pool_recycle=3600, connect_args={"connect_timeout": 10})
     try:
         engine = sa.create_engine(parsed, **kwargs)
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except (OperationalError, SQLAlchemyError, ModuleNotFoundError) as exc:
-        reason = str(getattr(exc, "orig", exc)).splitlines()[0]
-        raise PipelineError(f"cannot connect to database {mask_url(url)}: {reason}") from None
+        try:
+            _ping(engine)
+        except OperationalError as exc:
+            code = getattr(exc.orig, "args", [None])[0]
+            if backend not in {"mysql", "mariadb"} or code != MYSQL_UNKNOWN_DATABASE or not parsed.database:
+                raise
+            log.info("creating database %s", parsed.database)
+            _create_mysql_database(parsed)
+            _ping(engine)
+    except (SQLAlchemyError, ModuleNotFoundError) as exc:
+        raise PipelineError(f"cannot connect to database {mask_url(url)}: {_first_line(exc)}") from None
     return engine
 
 
+def _ping(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))
+
+
+def _default_sql(column: sa.Column, engine: Engine) -> str | None:
+    """The column's server default as SQL text, or None if it has none."""
+    if column.server_default is None:
+        return None
+    arg = column.server_default.arg
+    if isinstance(arg, str):
+        return "'" + arg.replace("'", "''") + "'"
+    return str(arg.compile(dialect=engine.dialect))
+
+
+def _add_column_sql(table: sa.Table, column: sa.Column, engine: Engine) -> tuple[str, str | None]:
+    """ALTER TABLE statement adding `column`, plus an UPDATE that back-fills it where needed."""
+    quote = engine.dialect.identifier_preparer.quote
+    ddl = f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(column.name)} {column.type.compile(dialect=engine.dialect)}"
+    default = _default_sql(column, engine)
+    if default is None:
+        return ddl + " NULL", None  # existing rows have no value to give a NOT NULL column
+    if engine.dialect.name == "sqlite" and isinstance(column.server_default.arg, sa.sql.functions.FunctionElement):
+        # SQLite rejects a non-constant DEFAULT in ADD COLUMN: add it bare, then fill existing rows.
+        return ddl + " NULL", f"UPDATE {quote(table.name)} SET {quote(column.name)} = {default}"
+    null = " NOT NULL" if not column.nullable else ""
+    return f"{ddl} DEFAULT {default}{null}", None
+
+
 def ensure_schema(engine: Engine) -> None:
-    """Create missing tables and add columns that this version of the schema has and the DB lacks."""
+    """Create missing tables; add columns and indexes that this schema has and the database lacks."""
     metadata.create_all(engine)
     inspector = sa.inspect(engine)
     for table in metadata.sorted_tables:
@@ -107,14 +179,18 @@ def ensure_schema(engine: Engine) -> None:
         for column in table.columns:
             if column.name in existing:
                 continue
-            ddl_type = column.type.compile(dialect=engine.dialect)
-            default = ""
-            if column.server_default is not None:
-                default = " DEFAULT " + str(column.server_default.arg.compile(dialect=engine.dialect))
-            null = "" if column.nullable or default else " NULL"
             log.info("schema upgrade: adding %s.%s", table.name, column.name)
+            ddl, backfill = _add_column_sql(table, column, engine)
             with engine.begin() as conn:
-                conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {ddl_type}{default}{null}"))
+                conn.execute(sa.text(ddl))
+                if backfill:
+                    conn.execute(sa.text(backfill))
+        index_names = {ix["name"] for ix in inspector.get_indexes(table.name)}
+        index_names |= {uc["name"] for uc in inspector.get_unique_constraints(table.name)}
+        for index in table.indexes:
+            if index.name not in index_names:
+                log.info("schema upgrade: adding index %s", index.name)
+                index.create(engine)
 
 
 def connect(url: str) -> Engine:
@@ -122,3 +198,96 @@ def connect(url: str) -> Engine:
     engine = make_engine(url)
     ensure_schema(engine)
     return engine
+
+
+def _frame(engine: Engine, query: sa.Select, columns: list[str]) -> pd.DataFrame:
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return pd.DataFrame([tuple(row) for row in rows], columns=columns)
+
+
+def read_messages(engine: Engine) -> pd.DataFrame:
+    """All rows of `messages` ordered by id.
+
+    Columns: id, text, label, text_hash, source, created_at, updated_at. Empty (with those columns)
+    when nothing was loaded yet; the caller decides whether that is an error.
+    """
+    columns = [c.name for c in messages.columns]
+    return _frame(engine, sa.select(messages).order_by(messages.c.id), columns)
+
+
+PREDICTION_FIELDS = ("text", "intent", "top_intent", "confidence", "is_fallback", "model_version", "latency_ms", "channel")
+
+
+def _prediction_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    missing = [key for key in ("text", "intent", "confidence") if key not in row]
+    if missing:
+        raise PipelineError(f"prediction to log lacks {', '.join(missing)}")
+    values = {key: row[key] for key in PREDICTION_FIELDS if key in row and row[key] is not None}
+    values["text"] = str(values["text"])
+    values.setdefault("top_intent", values["intent"])
+    values["confidence"] = float(values["confidence"])
+    values["is_fallback"] = bool(values.get("is_fallback", False))
+    values["latency_ms"] = float(values.get("latency_ms", 0.0))
+    values.setdefault("model_version", "")
+    values.setdefault("channel", "app")
+    return values
+
+
+def log_predictions(engine: Engine, rows: Iterable[Mapping[str, Any]]) -> list[int]:
+    """Store predictions in one transaction and return their new ids, in the order given.
+
+    Each row is a mapping with `text` (PII-masked!), `intent`, `confidence` and optionally
+    `top_intent` (default: intent), `is_fallback` (False), `model_version` (""), `latency_ms` (0),
+    `channel` ("app"); other keys (e.g. `top_k` from `Prediction.to_dict()`) are ignored.
+    """
+    values = [_prediction_row(row) for row in rows]
+    if not values:
+        return []
+    with engine.begin() as conn:
+        # Per-row inserts keep ids in input order on every engine; predictions arrive a few at a time.
+        return [int(conn.execute(predictions.insert().values(**row)).inserted_primary_key[0]) for row in values]
+
+
+def read_predictions(engine: Engine, limit: int | None = None) -> pd.DataFrame:
+    """Logged predictions, newest first (`limit` rows at most); columns as in the `predictions` table."""
+    query = sa.select(predictions).order_by(predictions.c.id.desc())
+    if limit is not None:
+        query = query.limit(int(limit))
+    return _frame(engine, query, [c.name for c in predictions.columns])
+
+
+def save_feedback(
+    engine: Engine,
+    text: str,
+    predicted_label: str,
+    correct_label: str,
+    *,
+    prediction_id: int | None = None,
+    model_version: str = "",
+) -> int:
+    """Record a user's verdict on a prediction and return the feedback id.
+
+    `text` must be the PII-masked text; `is_correct` is derived (predicted == correct).
+    `prediction_id` (optional) links to `predictions.id` as returned by `log_predictions`.
+    """
+    if not str(correct_label).strip():
+        raise PipelineError("feedback needs a non-empty correct label")
+    row = {
+        "text": str(text),
+        "predicted_label": str(predicted_label),
+        "correct_label": str(correct_label),
+        "is_correct": str(predicted_label) == str(correct_label),
+        "prediction_id": prediction_id,
+        "model_version": model_version or "",
+    }
+    with engine.begin() as conn:
+        return int(conn.execute(feedback.insert().values(**row)).inserted_primary_key[0])
+
+
+def read_feedback(engine: Engine) -> pd.DataFrame:
+    """All feedback ordered by id. Columns: id, created_at, prediction_id, text, predicted_label,
+    correct_label, is_correct (bool), model_version."""
+    frame = _frame(engine, sa.select(feedback).order_by(feedback.c.id), [c.name for c in feedback.columns])
+    frame["is_correct"] = frame["is_correct"].astype(bool)
+    return frame

@@ -1,0 +1,310 @@
+"""Data and chart helpers behind the Streamlit dashboard (app.py), testable without Streamlit.
+
+Everything here is a pure function of files, frames or settings: reading the release's evaluation
+artifacts (each one optional), shaping batch uploads and the monitoring summary, and building the
+Plotly figures. app.py only lays them out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from config import Settings
+from intent_pipeline.io import PipelineError
+from intent_pipeline.predict import FallbackRule, Prediction
+
+log = logging.getLogger(__name__)
+
+# Secrets that Streamlit Community Cloud users put in st.secrets, and the setting each replaces.
+SECRET_SETTINGS = {
+    "HF_TOKEN": "hf_token",
+    "HF_REPO_ID": "hf_repo_id",
+    "DATABASE_URL": "database_url",
+    "MODEL_SOURCE": "model_source",
+}
+TEXT_COLUMNS = ("text", "message", "query", "utterance", "customer_message")
+HEADLINE_METRICS = ("accuracy", "macro_f1", "weighted_f1", "ece", "fallback_rate", "coverage")
+PLOT_FILES = {"reliability": "reliability.png", "confidence histogram": "confidence_histogram.png"}
+CSV_FILES = {
+    "per_class": "per_class_report.csv",
+    "confusion": "confusion_matrix.csv",
+    "misclassified": "misclassified.csv",
+}
+METRICS_FILE = "metrics.json"
+# sklearn's classification_report rows that are averages, not classes.
+SUMMARY_ROWS = {"accuracy", "macro avg", "weighted avg", "micro avg", "samples avg"}
+
+
+def settings_with_secrets(settings: Settings, secrets: Mapping[str, Any]) -> Settings:
+    """Settings with the non-empty values of `secrets` (st.secrets) replacing the configured ones."""
+    changes = {}
+    for key, name in SECRET_SETTINGS.items():
+        value = secrets.get(key)
+        if value is not None and str(value).strip():
+            changes[name] = str(value).strip()
+    return dataclasses.replace(settings, **changes) if changes else settings
+
+
+def truncate_text(text: str, max_chars: int) -> tuple[str, bool]:
+    """Cut `text` to `max_chars` characters; the flag says whether anything was cut."""
+    if max_chars > 0 and len(text) > max_chars:
+        return text[:max_chars], True
+    return text, False
+
+
+def apply_rule(prediction: Prediction, rule: FallbackRule) -> tuple[str, bool]:
+    """The answer under `rule` (e.g. a threshold moved with the slider), without re-running the model."""
+    scores = [score for _, score in prediction.top_k] + [0.0, 0.0]
+    is_fallback = rule.applies(scores[0], scores[1])
+    return (rule.label if is_fallback else prediction.top_intent), is_fallback
+
+
+def top_k_frame(prediction: Prediction) -> pd.DataFrame:
+    return pd.DataFrame(prediction.top_k, columns=["intent", "confidence"])
+
+
+# ---------------------------------------------------------------- batch uploads
+
+def read_upload(data: bytes, max_rows: int = 0) -> pd.DataFrame:
+    """Parse an uploaded CSV; any problem becomes a one-line PipelineError."""
+    if not data.strip():
+        raise PipelineError("the uploaded file is empty")
+    try:
+        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise PipelineError("the uploaded file is not UTF-8 text; save it as CSV (UTF-8)") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise PipelineError(f"the uploaded file is not a readable CSV: {str(exc).splitlines()[0]}") from None
+    if frame.empty:
+        raise PipelineError("the uploaded CSV has a header but no rows")
+    if max_rows and len(frame) > max_rows:
+        raise PipelineError(f"the uploaded CSV has {len(frame)} rows; the dashboard takes at most {max_rows}")
+    return frame
+
+
+def find_text_column(columns: Sequence[str]) -> str:
+    """The column holding the messages (`text`, `message`, `query`, ...; case-insensitive)."""
+    by_lower = {str(c).strip().lower(): c for c in columns}
+    for name in TEXT_COLUMNS:
+        if name in by_lower:
+            return by_lower[name]
+    raise PipelineError(
+        f"the CSV has no text column: expected one of {', '.join(TEXT_COLUMNS)}; found {', '.join(map(str, columns))}"
+    )
+
+
+def batch_frame(frame: pd.DataFrame, masked: Sequence[str], predictions: Sequence[Prediction]) -> pd.DataFrame:
+    """The upload with the masked text and the answer for every row appended."""
+    out = frame.copy()
+    out["masked_text"] = list(masked)
+    out["intent"] = [p.intent for p in predictions]
+    out["top_intent"] = [p.top_intent for p in predictions]
+    out["confidence"] = [round(p.confidence, 4) for p in predictions]
+    out["is_fallback"] = [p.is_fallback for p in predictions]
+    return out
+
+
+# ---------------------------------------------------------------- release evaluation artifacts
+
+@dataclass
+class QualityReport:
+    """The evaluation artifacts found for a release; any of them may be missing."""
+
+    metrics: dict = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    images: dict[str, Path] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # missing or unreadable files, one line each
+
+
+def find_artifact(name: str, folders: Sequence[Path]) -> Path | None:
+    for folder in folders:
+        if (Path(folder) / name).is_file():
+            return Path(folder) / name
+    return None
+
+
+def load_quality_report(folders: Sequence[Path]) -> QualityReport:
+    """Read metrics.json, the report CSVs and plots from the first folder holding each one."""
+    import json
+
+    report = QualityReport()
+    path = find_artifact(METRICS_FILE, folders)
+    if path is None:
+        report.problems.append(f"{METRICS_FILE} not found")
+    else:
+        try:
+            report.metrics = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            report.problems.append(f"{METRICS_FILE} is unreadable: {exc}")
+    for key, name in CSV_FILES.items():
+        path = find_artifact(name, folders)
+        if path is None:
+            report.problems.append(f"{name} not found")
+            continue
+        try:
+            report.tables[key] = pd.read_csv(path, index_col=0 if key == "confusion" else None)
+        except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            report.problems.append(f"{name} is unreadable: {str(exc).splitlines()[0]}")
+    for title, name in PLOT_FILES.items():
+        path = find_artifact(name, folders)
+        if path is None:
+            report.problems.append(f"{name} not found")
+        else:
+            report.images[title] = path
+    return report
+
+
+def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of a nested metrics dict as `section.name` keys."""
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_metrics(value, name + "."))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            flat[name] = float(value)
+    return flat
+
+
+def _is_clean_test(key: str) -> bool:
+    parts = key.lower().split(".")
+    return not any(word in part for part in parts[:-1] for word in ("noisy", "val", "per_class", "class"))
+
+
+def headline_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Accuracy, macro F1, ... on the clean test set, wherever metrics.json nests them."""
+    flat = {k: v for k, v in flatten_metrics(metrics).items() if _is_clean_test(k)}
+    found: dict[str, float] = {}
+    for name in HEADLINE_METRICS:
+        # The least nested key wins: stage 5 puts the test-set headline numbers at the top level.
+        keys = sorted((k for k in flat if k.lower().split(".")[-1] == name), key=lambda k: (k.count("."), k))
+        if keys:
+            found[name] = flat[keys[0]]
+    return found
+
+
+def clean_vs_noisy(metrics: Mapping[str, Any]) -> pd.DataFrame:
+    """Rows (metric, clean, noisy) for every metric reported on the noisy test set too."""
+    flat = flatten_metrics(metrics)
+    clean = headline_metrics(metrics)
+    rows = []
+    for key, value in flat.items():
+        parts = key.lower().split(".")
+        if not any("noisy" in p for p in parts):
+            continue
+        name = parts[-1].replace("noisy", "").strip("_")
+        if name in clean:
+            rows.append({"metric": name, "clean": clean[name], "noisy": value})
+    return pd.DataFrame(rows, columns=["metric", "clean", "noisy"]).drop_duplicates("metric")
+
+
+def per_class_f1(table: pd.DataFrame) -> pd.DataFrame:
+    """(intent, f1, support?) per class from per_class_report.csv, whatever its column names."""
+    columns = {str(c).strip().lower(): c for c in table.columns}
+    label_col = next((columns[c] for c in ("label", "intent", "class") if c in columns), table.columns[0])
+    f1_col = next((columns[c] for c in columns if "f1" in c), None)
+    if f1_col is None:
+        raise PipelineError("per_class_report.csv has no f1 column")
+    out = pd.DataFrame({"intent": table[label_col].astype(str), "f1": pd.to_numeric(table[f1_col], errors="coerce")})
+    if "support" in columns:
+        out["support"] = pd.to_numeric(table[columns["support"]], errors="coerce")
+    out = out[~out["intent"].str.lower().isin(SUMMARY_ROWS)].dropna(subset=["f1"])
+    return out.sort_values("f1").reset_index(drop=True)
+
+
+def misclassified_columns(table: pd.DataFrame) -> tuple[str, str]:
+    """Names of the true-label and predicted-label columns of misclassified.csv."""
+    lower = {str(c).strip().lower(): c for c in table.columns}
+    true_col = next((lower[c] for c in ("true_label", "label", "true", "y_true", "actual") if c in lower), None)
+    pred_col = next(
+        (lower[c] for c in ("predicted_label", "predicted", "pred", "prediction", "y_pred", "top_intent") if c in lower),
+        None,
+    )
+    if true_col is None or pred_col is None:
+        raise PipelineError("misclassified.csv needs a true-label and a predicted-label column")
+    return true_col, pred_col
+
+
+def filter_misclassified(table: pd.DataFrame, true_label: str | None, predicted: str | None) -> pd.DataFrame:
+    """Rows of misclassified.csv for one true and/or predicted label (None = any)."""
+    true_col, pred_col = misclassified_columns(table)
+    mask = pd.Series(True, index=table.index)
+    if true_label:
+        mask &= table[true_col].astype(str) == true_label
+    if predicted:
+        mask &= table[pred_col].astype(str) == predicted
+    return table[mask]
+
+
+# ---------------------------------------------------------------- monitoring
+
+def monitoring_summary(predictions: pd.DataFrame, threshold: float) -> dict[str, pd.DataFrame]:
+    """Volume, intent mix and low-confidence rate over time from logged predictions.
+
+    A prediction counts as low-confidence when the fallback answered or its confidence is below
+    `threshold`. Buckets are hours for less than two days of data, else days.
+    """
+    if predictions.empty:
+        return {}
+    frame = predictions.copy()
+    frame["created_at"] = pd.to_datetime(frame["created_at"])
+    span = frame["created_at"].max() - frame["created_at"].min()
+    freq = "h" if span < pd.Timedelta(days=2) else "D"
+    frame["period"] = frame["created_at"].dt.floor(freq)
+    frame["low_confidence"] = frame["is_fallback"].astype(bool) | (frame["confidence"].astype(float) < threshold)
+    by_period = frame.groupby("period")
+    over_time = pd.DataFrame({
+        "predictions": by_period.size(),
+        "low_confidence_rate": by_period["low_confidence"].mean(),
+        "mean_confidence": by_period["confidence"].mean(),
+        "mean_latency_ms": by_period["latency_ms"].mean(),
+    })
+    mix = frame.groupby(["period", "intent"]).size().unstack(fill_value=0)
+    totals = frame["intent"].value_counts().rename_axis("intent").reset_index(name="predictions")
+    return {"over_time": over_time, "intent_mix": mix, "intent_totals": totals}
+
+
+# ---------------------------------------------------------------- charts
+
+def top_k_figure(prediction: Prediction):
+    import plotly.express as px
+
+    frame = top_k_frame(prediction).iloc[::-1]
+    fig = px.bar(frame, x="confidence", y="intent", orientation="h", range_x=[0, 1], text_auto=".1%")
+    fig.update_layout(height=220, margin=dict(l=10, r=10, t=10, b=10), yaxis_title=None)
+    return fig
+
+
+def per_class_figure(frame: pd.DataFrame):
+    import plotly.express as px
+
+    fig = px.bar(frame, x="f1", y="intent", orientation="h", range_x=[0, 1], text_auto=".2f",
+                 hover_data=[c for c in ("support",) if c in frame.columns])
+    fig.update_layout(height=max(300, 28 * len(frame)), margin=dict(l=10, r=10, t=10, b=10), yaxis_title=None)
+    return fig
+
+
+def confusion_figure(matrix: pd.DataFrame, normalize: bool = False):
+    """Heatmap of the confusion matrix (rows true, columns predicted); hover shows the counts."""
+    import plotly.graph_objects as go
+
+    counts = matrix.astype(float)
+    values = counts.div(counts.sum(axis=1).replace(0, 1), axis=0) if normalize else counts
+    fig = go.Figure(go.Heatmap(
+        z=values.values, x=[str(c) for c in values.columns], y=[str(i) for i in values.index],
+        customdata=counts.values, colorscale="Blues",
+        hovertemplate="true: %{y}<br>predicted: %{x}<br>count: %{customdata:.0f}<extra></extra>",
+    ))
+    fig.update_layout(
+        xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed",
+        height=max(400, 30 * len(values)), margin=dict(l=10, r=10, t=10, b=10),
+    )
+    return fig

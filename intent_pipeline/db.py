@@ -196,7 +196,11 @@ def ensure_schema(engine: Engine) -> None:
 def connect(url: str) -> Engine:
     """Engine with the schema in place: what every stage and the app call."""
     engine = make_engine(url)
-    ensure_schema(engine)
+    try:
+        ensure_schema(engine)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise PipelineError(f"cannot create or upgrade the schema in {mask_url(url)}: {_first_line(exc)}") from None
     return engine
 
 
@@ -245,7 +249,10 @@ def log_predictions(engine: Engine, rows: Iterable[Mapping[str, Any]]) -> list[i
     if not values:
         return []
     with engine.begin() as conn:
-        # Per-row inserts keep ids in input order on every engine; predictions arrive a few at a time.
+        if engine.dialect.insert_executemany_returning_sort_by_parameter_order:  # SQLite, MariaDB >= 10.5
+            stmt = predictions.insert().returning(predictions.c.id, sort_by_parameter_order=True)
+            return [int(row_id) for row_id in conn.execute(stmt, values).scalars()]
+        # MySQL has no INSERT .. RETURNING: one statement per row is the portable way to get the ids.
         return [int(conn.execute(predictions.insert().values(**row)).inserted_primary_key[0]) for row in values]
 
 

@@ -125,8 +125,8 @@ def refuse_leaks(stage: Path, settings: Settings) -> None:
     if leaks:
         shown = ", ".join(f"{leak.file} ({leak.kind})" for leak in leaks[:5])
         raise PipelineError(
-            f"refusing to publish: {len(leaks)} raw PII value(s) that stage 1 masked appear in the release: "
-            f"{shown}; re-run stages 1-5 after fixing the masking"
+            f"refusing to publish: raw PII values that stage 1 masked appear in {len(leaks)} release file(s): "
+            f"{shown}; remove them (or fix the masking and re-run stages 1-5)"
         )
 
 

@@ -150,7 +150,7 @@ def tiny_release(untrained_model_dir: Path, tmp_path_factory: pytest.TempPathFac
     metrics = {**stamp, "accuracy": 0.5, "macro_f1": 0.5, "weighted_f1": 0.5, "ece": 0.1, "labels": TINY_LABELS,
                "test": {"accuracy": 0.5, "n": 6, "per_class": per_class}}
     files = {"metrics.json": metrics, "thresholds.json": {**stamp, "threshold": 0.05, "margin": 0.0},
-             "pii_values.json": {"salt": "tiny", "digests": []}}
+             "pii_values.json": {"salt": "tiny", "max_tokens": 1, "values": []}}
     for name, data in files.items():
         (artifacts / name).write_text(json.dumps(data))
     settings = dataclasses.replace(

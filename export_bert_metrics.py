@@ -1,0 +1,235 @@
+"""Stage 5: MODEL_DIR + ARTIFACTS_DIR/splits -> metrics, plots and the tuned fallback rule in ARTIFACTS_DIR.
+
+Scores the validation, test and noisy-test splits with `intent_pipeline.predict` (the code the app
+and API use), tunes the fallback rule (confidence threshold + top-2 margin) on validation only,
+and reports its effect on test. Writes metrics.json (metrics.json last: it marks a complete run),
+per_class_report.csv, confusion_matrix.{csv,html}, confused_pairs.csv, misclassified.csv,
+pr_curves.html, reliability.png, confidence_histogram.png and thresholds.json (also copied into
+MODEL_DIR, where the classifier reads it). Refuses a model trained on other data than the splits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from config import Settings, get_settings
+from intent_pipeline import eval_plots
+from intent_pipeline import evaluation as ev
+from intent_pipeline.io import PipelineError, read_json, run_cli, setup_logging, write_csv_atomic, write_json_atomic
+from intent_pipeline.predict import THRESHOLDS_FILE, FallbackRule, IntentClassifier
+
+log = logging.getLogger("export_bert_metrics")
+
+METRICS_FILE = "metrics.json"
+SPLIT_FIX = "run `python prepare_data.py` first"
+
+
+@dataclass
+class Scored:
+    """One split's model output: probabilities in the model's label order and integer targets."""
+
+    frame: pd.DataFrame
+    probs: np.ndarray
+    y: np.ndarray
+
+    @property
+    def pred(self) -> np.ndarray:
+        return self.probs.argmax(axis=1)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch-size", type=int, default=64, help="messages scored per forward pass (default 64)")
+    parser.add_argument("--min-coverage", type=float, default=ev.DEFAULT_MIN_COVERAGE,
+                        help="smallest share of validation messages the fallback rule must still answer "
+                             f"(default {ev.DEFAULT_MIN_COVERAGE})")
+    parser.add_argument("--ece-bins", type=int, default=15, help="confidence bins for ECE and the reliability diagram")
+    parser.add_argument("--top-pairs", type=int, default=10, help="confused label pairs to keep (default 10)")
+    parser.add_argument("--max-misclassified", type=int, default=500,
+                        help="misclassified test examples to keep, most confident first (default 500)")
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error("--batch-size must be >= 1")
+    if not 0.0 <= args.min_coverage <= 1.0:
+        parser.error("--min-coverage must be within [0, 1]")
+    return args
+
+
+def read_split(path: Path, required: bool = True) -> pd.DataFrame | None:
+    if not path.is_file():
+        if required:
+            raise PipelineError(f"split not found at {path}: {SPLIT_FIX}")
+        return None
+    try:
+        frame = pd.read_csv(path, dtype={"text": "string", "label": "string"}, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise PipelineError(f"split {path} cannot be read ({str(exc).splitlines()[0]}): {SPLIT_FIX}") from None
+    missing = {"text", "label"} - set(frame.columns)
+    if missing:
+        raise PipelineError(f"split {path} lacks column(s) {sorted(missing)}: {SPLIT_FIX}")
+    if frame.empty:
+        raise PipelineError(f"split {path} has no rows: {SPLIT_FIX}")
+    return frame
+
+
+def dataset_fingerprint(settings: Settings) -> str:
+    data = read_json(settings.artifacts_dir / "dataset_fingerprint.json", "dataset fingerprint", SPLIT_FIX)
+    fingerprint = data.get("fingerprint") if isinstance(data, dict) else None
+    if not fingerprint:
+        raise PipelineError(f"{settings.artifacts_dir / 'dataset_fingerprint.json'} has no 'fingerprint': {SPLIT_FIX}")
+    return str(fingerprint)
+
+
+def check_model_matches(classifier: IntentClassifier, fingerprint: str, splits: dict[str, pd.DataFrame]) -> None:
+    """A model trained on other data (or other labels) would give meaningless, misleading numbers."""
+    if classifier.fingerprint != fingerprint:
+        raise PipelineError(
+            f"stale model: {classifier.model_dir} was trained on dataset {classifier.fingerprint[:12] or '(unknown)'} "
+            f"but the splits are dataset {fingerprint[:12]}: re-run `python finetune_bert.py`"
+        )
+    known = set(classifier.labels)
+    for name, frame in splits.items():
+        unknown = sorted(set(frame["label"]) - known)
+        if unknown:
+            raise PipelineError(
+                f"{name} split has label(s) the model does not know: {unknown[:5]}: re-run `python finetune_bert.py`"
+            )
+
+
+def score(classifier: IntentClassifier, frame: pd.DataFrame, batch_size: int, name: str) -> Scored:
+    from tqdm import tqdm
+
+    texts = frame["text"].tolist()
+    chunk = batch_size * 8  # a progress tick every few batches, sorted-by-length batching within each
+    parts = [classifier.predict_proba(texts[i : i + chunk], batch_size=batch_size)
+             for i in tqdm(range(0, len(texts), chunk), desc=f"scoring {name}", unit="chunk")]
+    index = {label: i for i, label in enumerate(classifier.labels)}
+    y = frame["label"].map(index).to_numpy(dtype=int)
+    return Scored(frame=frame, probs=np.concatenate(parts), y=y)
+
+
+def misclassified_frame(test: Scored, labels: list[str], limit: int) -> pd.DataFrame:
+    """Wrong test answers, most confident first; text is the split's (already PII-masked) text."""
+    pred, top1, _ = ev.top_two(test.probs)
+    wrong = pred != test.y
+    frame = pd.DataFrame({
+        "text": test.frame["text"].to_numpy()[wrong],
+        "label": [labels[i] for i in test.y[wrong]],
+        "predicted": [labels[i] for i in pred[wrong]],
+        "confidence": np.round(top1[wrong], 4),
+    })
+    return frame.sort_values("confidence", ascending=False).head(limit).reset_index(drop=True)
+
+
+def evaluate(classifier: IntentClassifier, scored: dict[str, Scored], args: argparse.Namespace,
+             out_dir: Path) -> tuple[dict, dict]:
+    """Compute every metric and write the figures and tables; returns (metrics, thresholds)."""
+    labels = classifier.labels
+    test = scored["test"]
+    report = ev.classification_report(test.y, test.pred, labels)
+    _, confidence, _ = ev.top_two(test.probs)
+    correct = test.pred == test.y
+    calib = ev.calibration(confidence, correct, n_bins=args.ece_bins)
+
+    rule = ev.tune_fallback(scored["val"].probs, scored["val"].y, min_coverage=args.min_coverage)
+    tuned = FallbackRule(rule["threshold"], rule["margin"])
+    rule["test"] = ev.fallback_effect(test.probs, test.y, tuned)
+    rule["test_without_rule"] = ev.fallback_effect(test.probs, test.y, FallbackRule())
+
+    matrix = ev.confusion(test.y, test.pred, labels)
+    write_csv_atomic(ev.per_class_frame(report), out_dir / "per_class_report.csv")
+    write_csv_atomic(matrix.rename_axis("true").reset_index(), out_dir / "confusion_matrix.csv")
+    write_csv_atomic(ev.confused_pairs(matrix, args.top_pairs), out_dir / "confused_pairs.csv")
+    write_csv_atomic(misclassified_frame(test, labels, args.max_misclassified), out_dir / "misclassified.csv")
+    eval_plots.confusion_html(matrix, out_dir / "confusion_matrix.html")
+    average_precision = eval_plots.pr_curves_html(test.probs, test.y, labels, out_dir / "pr_curves.html")
+    eval_plots.reliability_png(calib.bins, calib.ece, out_dir / "reliability.png")
+    eval_plots.confidence_histogram_png(confidence, correct, out_dir / "confidence_histogram.png", tuned.threshold)
+
+    noisy = scored.get("test_noisy")
+    noisy_metrics = None
+    if noisy is not None:
+        noisy_metrics = {"accuracy": float((noisy.pred == noisy.y).mean()),
+                         "macro_f1": ev.macro_f1(noisy.y, noisy.pred, len(labels)), "n": int(len(noisy.y))}
+    metrics = {
+        "model_version": classifier.version,
+        "dataset_fingerprint": classifier.fingerprint,
+        "base_model": classifier.info.get("base_model", ""),
+        "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "labels": labels,
+        "split_sizes": {name: int(len(s.y)) for name, s in scored.items()},
+        "accuracy": report["accuracy"],
+        "macro_f1": report["macro"]["f1"],
+        "weighted_f1": report["weighted"]["f1"],
+        "noisy_accuracy": noisy_metrics["accuracy"] if noisy_metrics else None,
+        "noisy_macro_f1": noisy_metrics["macro_f1"] if noisy_metrics else None,
+        "ece": calib.ece,
+        "test": report,
+        "noisy": noisy_metrics,
+        "calibration_bins": calib.bins.replace({np.nan: None}).to_dict(orient="records"),
+        "average_precision": average_precision,
+        "fallback": rule,
+        "weakest_classes": [{"label": label, "f1": f1} for label, f1 in ev.weakest_classes(report)],
+    }
+    thresholds = {key: rule[key] for key in ("threshold", "margin", "objective", "min_coverage", "tuned_on")}
+    thresholds.update(val=rule["val"], test=rule["test"], model_version=metrics["model_version"],
+                      dataset_fingerprint=metrics["dataset_fingerprint"])
+    return metrics, thresholds
+
+
+def print_summary(metrics: dict, out_dir: Path) -> None:
+    fb = metrics["fallback"]
+    lines = [
+        f"Model {metrics['model_version']} on test (n={metrics['test']['n']}):",
+        f"  accuracy {metrics['accuracy']:.4f}   macro-F1 {metrics['macro_f1']:.4f}   "
+        f"weighted-F1 {metrics['weighted_f1']:.4f}   ECE {metrics['ece']:.4f}",
+    ]
+    if metrics["noisy"]:
+        lines.append(f"  noisy text: accuracy {metrics['noisy_accuracy']:.4f}   macro-F1 {metrics['noisy_macro_f1']:.4f}")
+    lines.append(
+        f"  fallback rule (tuned on val): threshold {fb['threshold']:.2f}, margin {fb['margin']:.2f} -> on test "
+        f"coverage {fb['test']['coverage']:.3f}, accuracy on answered {fb['test']['accuracy_on_covered']:.4f} "
+        f"(without rule: {fb['test_without_rule']['accuracy_on_covered']:.4f})"
+    )
+    lines.append("  weakest classes (F1): " + ", ".join(
+        f"{w['label']} {w['f1']:.3f}" for w in metrics["weakest_classes"]))
+    lines.append(f"  written to {out_dir}")
+    print("\n".join(lines))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = get_settings()
+    setup_logging(settings.log_level)
+    splits_dir = settings.artifacts_dir / "splits"
+    splits = {"val": read_split(splits_dir / "val.csv"), "test": read_split(splits_dir / "test.csv")}
+    noisy = read_split(splits_dir / "test_noisy.csv", required=False)
+    if noisy is None:
+        log.warning("no %s: noisy-text metrics are left out", splits_dir / "test_noisy.csv")
+    else:
+        splits["test_noisy"] = noisy
+    fingerprint = dataset_fingerprint(settings)
+
+    classifier = IntentClassifier.load(settings.model_dir, settings.max_length, settings.fallback_label)
+    check_model_matches(classifier, fingerprint, splits)
+    scored = {name: score(classifier, frame, args.batch_size, name) for name, frame in splits.items()}
+    metrics, thresholds = evaluate(classifier, scored, args, settings.artifacts_dir)
+
+    write_json_atomic(settings.artifacts_dir / THRESHOLDS_FILE, thresholds)
+    write_json_atomic(settings.model_dir / THRESHOLDS_FILE, thresholds)
+    write_json_atomic(settings.artifacts_dir / METRICS_FILE, metrics)
+    print_summary(metrics, settings.artifacts_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,154 @@
+"""Stage 5 (export_bert_metrics.py) end to end on tiny splits, plus the evaluation maths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import export_bert_metrics
+from intent_pipeline import evaluation as ev
+from intent_pipeline.io import run_cli
+from intent_pipeline.predict import FallbackRule, IntentClassifier
+
+FINGERPRINT = "f" * 64
+TEXTS = {
+    "check_order": ["where is my order", "track my package please", "has my order shipped yet"],
+    "refund": ["i want my money back", "please refund my purchase", "how do i get a refund"],
+    "other": ["hello there", "what are your opening hours", "thanks for the help"],
+}
+OUTPUTS = ["metrics.json", "per_class_report.csv", "confusion_matrix.csv", "confusion_matrix.html",
+           "confused_pairs.csv", "misclassified.csv", "pr_curves.html", "reliability.png",
+           "confidence_histogram.png", "thresholds.json"]
+
+
+def _split(suffix: str = "") -> pd.DataFrame:
+    rows = [(text + suffix, label) for label, texts in TEXTS.items() for text in texts]
+    return pd.DataFrame(rows, columns=["text", "label"]).assign(group_id=range(len(rows)))
+
+
+def build_stage5_inputs(settings_env: Path, model_src: Path, fingerprint: str = FINGERPRINT) -> Path:
+    """Splits + fingerprint in ARTIFACTS_DIR, and MODEL_DIR linking to the session model's files."""
+    artifacts = settings_env / "artifacts"
+    splits = artifacts / "splits"
+    splits.mkdir(parents=True)
+    _split().to_csv(splits / "val.csv", index=False)
+    _split(" [EMAIL]").to_csv(splits / "test.csv", index=False)
+    _split(" pls!!").to_csv(splits / "test_noisy.csv", index=False)
+    (artifacts / "dataset_fingerprint.json").write_text(json.dumps({"fingerprint": fingerprint}))
+    model_dir = artifacts / "bert_intent_model"
+    model_dir.mkdir()
+    for item in model_src.iterdir():  # links keep the shared fixture untouched and the test fast
+        if item.name != "training_config.json":
+            (model_dir / item.name).symlink_to(item)
+    (model_dir / "training_config.json").write_text(json.dumps(
+        {"model_version": "m-test", "dataset_fingerprint": fingerprint, "max_length": 32, "base_model": "base"}))
+    return artifacts
+
+
+def test_writes_every_artifact_and_a_summary(settings_env: Path, untrained_model_dir: Path, capsys) -> None:
+    artifacts = build_stage5_inputs(settings_env, untrained_model_dir)
+    assert run_cli(export_bert_metrics.main, ["--batch-size", "4"]) == 0
+    for name in OUTPUTS:
+        assert (artifacts / name).is_file(), name
+
+    metrics = json.loads((artifacts / "metrics.json").read_text())
+    assert metrics["model_version"] == "m-test" and metrics["dataset_fingerprint"] == FINGERPRINT
+    assert metrics["split_sizes"] == {"val": 9, "test": 9, "test_noisy": 9}
+    assert 0 <= metrics["accuracy"] <= 1 and 0 <= metrics["ece"] <= 1
+    assert metrics["noisy"]["n"] == 9 and metrics["noisy_macro_f1"] is not None
+    assert set(metrics["test"]["per_class"]) == set(TEXTS)
+    assert sum(v["support"] for v in metrics["test"]["per_class"].values()) == 9
+    assert len(metrics["weakest_classes"]) == 3
+
+    # The rule is tuned on validation, shipped to MODEL_DIR for the app, and its test effect reported.
+    thresholds = json.loads((artifacts / "thresholds.json").read_text())
+    assert thresholds == json.loads((artifacts / "bert_intent_model" / "thresholds.json").read_text())
+    assert thresholds["tuned_on"] == "val" and thresholds["val"]["n"] == 9 and thresholds["test"]["n"] == 9
+    assert thresholds["val"]["coverage"] >= thresholds["min_coverage"]
+    loaded = IntentClassifier.load(artifacts / "bert_intent_model")
+    assert loaded.fallback == FallbackRule(thresholds["threshold"], thresholds["margin"], "unknown")
+
+    report = pd.read_csv(artifacts / "per_class_report.csv")
+    assert list(report.columns) == ["label", "precision", "recall", "f1", "support"] and len(report) == 3
+    matrix = pd.read_csv(artifacts / "confusion_matrix.csv", index_col="true")
+    assert int(matrix.to_numpy().sum()) == 9
+    wrong = pd.read_csv(artifacts / "misclassified.csv", keep_default_na=False)
+    assert set(wrong["text"]) <= set(_split(" [EMAIL]")["text"])  # split (masked) text only
+    assert (wrong["label"] != wrong["predicted"]).all()
+    assert len(wrong) == 9 - round(metrics["accuracy"] * 9)
+    for png in ("reliability.png", "confidence_histogram.png"):
+        assert (artifacts / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    html = (artifacts / "confusion_matrix.html").read_text()
+    assert "plotly.min.js" in html and "check_order" in html and (artifacts / "plotly.min.js").is_file()
+
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "macro-F1" in out and "weakest classes" in out and "fallback rule" in out
+
+
+def test_refuses_a_stale_model_and_writes_nothing(settings_env: Path, untrained_model_dir: Path, capsys) -> None:
+    artifacts = build_stage5_inputs(settings_env, untrained_model_dir)
+    (artifacts / "dataset_fingerprint.json").write_text(json.dumps({"fingerprint": "a" * 64}))
+    assert run_cli(export_bert_metrics.main, []) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: stale model")
+    assert not (artifacts / "metrics.json").exists() and not (artifacts / "thresholds.json").exists()
+
+
+def test_refuses_missing_split_and_unknown_labels(settings_env: Path, untrained_model_dir: Path, capsys) -> None:
+    artifacts = build_stage5_inputs(settings_env, untrained_model_dir)
+    bad = _split()
+    bad.loc[0, "label"] = "cancel_order"
+    bad.to_csv(artifacts / "splits" / "test.csv", index=False)
+    assert run_cli(export_bert_metrics.main, []) == 1
+    assert "cancel_order" in capsys.readouterr().err
+    (artifacts / "splits" / "val.csv").unlink()
+    assert run_cli(export_bert_metrics.main, []) == 1
+    err = capsys.readouterr().err
+    assert "val.csv" in err and "prepare_data.py" in err
+
+
+def test_tune_fallback_trades_coverage_for_accuracy() -> None:
+    # Confident rows are right, unsure rows (top-1 0.45) are wrong: a threshold between them wins.
+    probs = np.array([[0.9, 0.05, 0.05]] * 8 + [[0.45, 0.40, 0.15]] * 2)
+    y = np.array([0] * 8 + [1] * 2)
+    rule = ev.tune_fallback(probs, y, min_coverage=0.8)
+    assert 0.45 < rule["threshold"] <= 0.9 or 0.05 <= rule["margin"] <= 0.85
+    assert rule["val"]["coverage"] == pytest.approx(0.8) and rule["val"]["accuracy_on_covered"] == 1.0
+    assert rule["val"]["errors_caught"] == 1.0
+    # With full coverage required, only the no-op rule qualifies.
+    strict = ev.tune_fallback(probs, y, min_coverage=1.0)
+    assert (strict["threshold"], strict["margin"]) == (0.0, 0.0) and strict["val"]["accuracy_on_covered"] == 0.8
+
+
+def test_fallback_effect_matches_the_classifier_rule() -> None:
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(4), size=200)
+    rule = FallbackRule(0.4, 0.1)
+    pred, top1, top2 = ev.top_two(probs)
+    expected = np.mean([not rule.applies(a, b) for a, b in zip(top1, top2)])
+    assert ev.fallback_effect(probs, pred, rule)["coverage"] == pytest.approx(expected)
+
+
+def test_calibration_error() -> None:
+    confidence = np.array([0.95] * 20 + [0.55] * 20)
+    correct = np.array([True] * 19 + [False] + [True] * 11 + [False] * 9)
+    calib = ev.calibration(confidence, correct, n_bins=10)
+    assert calib.ece == pytest.approx(0.5 * abs(0.95 - 0.95) + 0.5 * abs(0.55 - 0.55))
+    overconfident = ev.calibration(np.full(10, 0.9), np.array([True] * 5 + [False] * 5), n_bins=10)
+    assert overconfident.ece == pytest.approx(0.4)
+    assert int(overconfident.bins["count"].sum()) == 10
+
+
+def test_confused_pairs_and_weakest_classes() -> None:
+    labels = ["a", "b", "c"]
+    y_true = np.array([0, 0, 0, 1, 1, 2, 2, 2])
+    y_pred = np.array([0, 1, 1, 1, 0, 2, 2, 0])
+    pairs = ev.confused_pairs(ev.confusion(y_true, y_pred, labels))
+    assert pairs.iloc[0][["true", "predicted", "count"]].tolist() == ["a", "b", 2]
+    report = ev.classification_report(y_true, y_pred, labels)
+    assert [label for label, _ in ev.weakest_classes(report, n=2)] == ["a", "b"]
+    assert report["accuracy"] == pytest.approx(4 / 8)

@@ -1,0 +1,227 @@
+"""Stage 6 (push_model.py): local registry end to end, the Hub path through huggingface_hub's real
+HfApi with HTTP faked at the transport, the model card round trip, and the refusals."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+from huggingface_hub import ModelCard
+from huggingface_hub.utils import _http as hf_http
+
+import config
+import export_bert_metrics
+import push_model
+from intent_pipeline.io import run_cli
+from intent_pipeline.predict import IntentClassifier
+from intent_pipeline.registry import resolve_model_source
+from preprocess import PiiDigests, find_leaked_pii
+from test_export_bert_metrics import build_stage5_inputs  # tests/ is on sys.path (rootdir-relative imports)
+
+TOKEN = "hf_TestSecretToken123456789"
+REPO_ID = "acme/intent-model"
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory: pytest.TempPathFactory, untrained_model_dir: Path) -> Path:
+    """Stage 5's real outputs (and a PII digest file) for a tiny model, made once for this module."""
+    root = tmp_path_factory.mktemp("stage5")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ARTIFACTS_DIR", str(root / "artifacts"))
+        mp.setenv("MODEL_DIR", str(root / "artifacts" / "bert_intent_model"))
+        artifacts = build_stage5_inputs(root, untrained_model_dir)
+        config_path = artifacts / "bert_intent_model" / "training_config.json"
+        training = json.loads(config_path.read_text())
+        config_path.write_text(json.dumps({**training, "base_model": config.get_settings().base_model,
+                                           "epochs": 1, "learning_rate": 5e-5}))
+        assert run_cli(export_bert_metrics.main, ["--batch-size", "8"]) == 0
+    # "john" is masked somewhere in stage 1's data and is also an ordinary token of BERT's vocabulary.
+    digests = PiiDigests()
+    for kind, value in (("PERSON", "John"), ("PERSON", "Jane Doe"), ("EMAIL_ADDRESS", "jane.doe@example.com")):
+        digests.add(kind, value)
+    digests.save(artifacts / "pii_values.json")
+    return artifacts
+
+
+@pytest.fixture
+def stage6_env(settings_env: Path, evaluated: Path) -> Path:
+    """A private copy of the stage 5 outputs (model files stay symlinks) under this test's ARTIFACTS_DIR."""
+    artifacts = settings_env / "artifacts"
+    shutil.copytree(evaluated, artifacts, symlinks=True)
+    return artifacts
+
+
+def _release_files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_local_release_end_to_end(stage6_env: Path, settings_env: Path, capsys) -> None:
+    assert run_cli(push_model.main, []) == 0
+    assert run_cli(push_model.main, []) == 0
+    repo = settings_env / "registry" / "intent-classifier"
+    assert sorted(p.name for p in repo.iterdir()) == ["LATEST", "v1", "v2"]  # no staging left behind
+    assert (repo / "LATEST").read_text().strip() == "v2"
+    assert "Released v2" in capsys.readouterr().out
+
+    release = resolve_model_source(config.get_settings())
+    assert release == repo / "v2"
+    info = json.loads((release / "release.json").read_text())
+    assert info["version"] == "v2" and info["model_version"] == "m-test"
+    assert info["dataset_fingerprint"] == "f" * 64 and info["repo"] == "intent-classifier"
+    for name, digest in info["files"].items():
+        assert hashlib.sha256((release / name).read_bytes()).hexdigest() == digest, name
+    for name in ("model.safetensors", "tokenizer.json", "config.json", "label_mapping.json", "thresholds.json",
+                 "metrics.json", "per_class_report.csv", "confusion_matrix.html", "pr_curves.html",
+                 "reliability.png", "confidence_histogram.png", "README.md"):
+        assert name in info["files"], name
+    assert "misclassified.csv" not in info["files"]  # message text stays out of a shareable release
+    assert not any((release / name).is_symlink() for name in info["files"])
+
+    classifier = IntentClassifier.load(release)
+    thresholds = json.loads((stage6_env / "thresholds.json").read_text())
+    assert classifier.version == "v2" and classifier.fingerprint == "f" * 64
+    assert (classifier.fallback.threshold, classifier.fallback.margin) == (thresholds["threshold"], thresholds["margin"])
+    assert classifier.predict(["where is my order"])[0].top_intent in {"check_order", "refund", "other"}
+
+
+def test_model_card_round_trips_with_eval_results(stage6_env: Path, settings_env: Path) -> None:
+    folder = push_model.publish(config.get_settings(), version="v7")
+    metrics = json.loads((stage6_env / "metrics.json").read_text())
+    card = ModelCard.load(folder / "README.md")
+    results = {(r.metric_name, r.dataset_config): r for r in card.data.eval_results}
+    assert results[("Accuracy", "clean")].metric_value == pytest.approx(metrics["accuracy"], abs=1e-6)
+    assert results[("Macro F1", "clean")].metric_value == pytest.approx(metrics["macro_f1"], abs=1e-6)
+    assert results[("Accuracy (noisy chat text)", "noisy")].metric_value == pytest.approx(
+        metrics["noisy_accuracy"], abs=1e-6)
+    assert all(r.task_type == "text-classification" and r.dataset_split == "test" for r in results.values())
+    data = card.data.to_dict()
+    assert data["dataset_fingerprint"] == "f" * 64 and data["release_version"] == "v7"
+    assert data["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert data["model-index"][0]["name"] == "intent-classifier-v7"
+    assert "## Intended use" in card.text and "## Limits" in card.text and "learning_rate" in card.text
+
+
+def test_refuses_stale_or_missing_metrics(stage6_env: Path, settings_env: Path, capsys) -> None:
+    config_path = stage6_env / "bert_intent_model" / "training_config.json"
+    training = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**training, "model_version": "m-retrained"}))
+    assert run_cli(push_model.main, []) == 1
+    assert "error: stale metrics.json" in capsys.readouterr().err
+    config_path.write_text(json.dumps(training))
+    (stage6_env / "metrics.json").unlink()
+    assert run_cli(push_model.main, []) == 1
+    assert "export_bert_metrics.py" in capsys.readouterr().err
+    assert not (settings_env / "registry" / "intent-classifier" / "LATEST").exists()
+
+
+def test_refuses_planted_pii_without_showing_it(stage6_env: Path, settings_env: Path, capsys) -> None:
+    config_path = stage6_env / "bert_intent_model" / "training_config.json"
+    training = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**training, "note": "asked by Jane Doe, (jane.doe@example.com)"}))
+    assert run_cli(push_model.main, []) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and err[0].startswith("error: refusing to publish")
+    assert "training_config.json (EMAIL_ADDRESS/PERSON)" in err[0] and "1 release file" in err[0]
+    assert "Jane" not in err[0] and "jane.doe" not in err[0]
+    repo = settings_env / "registry" / "intent-classifier"
+    assert list(repo.iterdir()) == []  # nothing published, staging removed
+    # Without the planted value the same release goes out: "john" in the base vocabulary is no leak.
+    config_path.write_text(json.dumps(training))
+    assert run_cli(push_model.main, []) == 0
+    assert find_leaked_pii([repo / "v1" / "tokenizer.json"], stage6_env / "pii_values.json") == ["PERSON"]
+
+
+class FakeHub:
+    """Answers the Hub API calls that create_repo, list_repo_refs, create_commit and create_tag make."""
+
+    def __init__(self, existing_tags: tuple[str, ...] = (), fail_create: int | None = None):
+        self.existing_tags = existing_tags
+        self.fail_create = fail_create
+        self.calls: list[tuple[str, str]] = []
+        self.created: dict | None = None
+        self.commits: list[dict] = []
+        self.tags: list[dict] = []
+        self.auth_headers: set[str] = set()
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        path = request.url.path
+        self.calls.append((request.method, path))
+        self.auth_headers.add(request.headers.get("authorization", ""))
+        base = f"/api/models/{REPO_ID}"
+        if path == "/api/repos/create":
+            self.created = json.loads(request.content)
+            if self.fail_create:
+                return httpx2.Response(self.fail_create, json={"error": f"Invalid credentials for token {TOKEN}"})
+            return httpx2.Response(200, json={"url": f"https://huggingface.co/{REPO_ID}"})
+        if path == f"{base}/refs":
+            tags = [{"name": t, "ref": f"refs/tags/{t}", "targetCommit": "0" * 40} for t in self.existing_tags]
+            return httpx2.Response(200, json={"branches": [], "converts": [], "tags": tags})
+        if path == "/api/validate-yaml":
+            return httpx2.Response(200, json={"errors": [], "warnings": []})
+        if path == f"{base}/preupload/main":
+            files = json.loads(request.content)["files"]
+            return httpx2.Response(200, json={"files": [
+                {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": None} for f in files]})
+        if path == f"{base}/commit/main":
+            lines = [json.loads(line) for line in request.content.splitlines() if line.strip()]
+            files = {item["value"]["path"]: base64.b64decode(item["value"]["content"])
+                     for item in lines if item["key"] == "file"}
+            header = next(item["value"] for item in lines if item["key"] == "header")
+            self.commits.append({"summary": header["summary"], "files": files})
+            oid = f"{len(self.commits):040x}"
+            return httpx2.Response(200, json={"commitUrl": f"https://huggingface.co/{REPO_ID}/commit/{oid}",
+                                              "commitOid": oid})
+        if path.startswith(f"{base}/tag/"):
+            self.tags.append({"revision": path.rsplit("/", 1)[1], **json.loads(request.content)})
+            return httpx2.Response(200, json={})
+        return httpx2.Response(404, json={"error": f"fake hub: unexpected {request.method} {path}"})
+
+
+@pytest.fixture
+def fake_hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
+    """Route every huggingface_hub request to a FakeHub through its own client factory hook."""
+    hub = FakeHub()
+    hf_http.set_client_factory(lambda: httpx2.Client(transport=httpx2.MockTransport(hub), follow_redirects=True))
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.setenv("HF_REPO_ID", REPO_ID)
+    try:
+        yield hub
+    finally:
+        hf_http.set_client_factory(hf_http.default_client_factory)
+
+
+def test_hub_release_is_one_private_commit_with_a_tag(stage6_env: Path, settings_env: Path, fake_hub: FakeHub,
+                                                      capsys, caplog) -> None:
+    fake_hub.existing_tags = ("v1", "v4", "not-a-version")  # numbering continues after the Hub's tags
+    assert run_cli(push_model.main, []) == 0
+
+    assert fake_hub.created == {"name": "intent-model", "organization": "acme", "visibility": "private",
+                                "type": "model"}
+    assert len(fake_hub.commits) == 1 and fake_hub.commits[0]["summary"] == "Release v5"
+    local = settings_env / "registry" / "intent-model" / "v5"
+    assert fake_hub.commits[0]["files"] == _release_files(local)  # the identical folder, every byte
+    assert fake_hub.tags == [{"revision": f"{1:040x}", "tag": "v5", "message": "Release v5"}]
+    assert fake_hub.auth_headers == {f"Bearer {TOKEN}"}
+    assert ModelCard(fake_hub.commits[0]["files"]["README.md"].decode()).data.eval_results
+    assert json.loads(fake_hub.commits[0]["files"]["release.json"])["repo"] == REPO_ID
+    seen = capsys.readouterr()
+    assert TOKEN not in seen.out + seen.err + caplog.text
+
+
+def test_hub_failure_is_one_line_without_token_and_publishes_nothing(
+    stage6_env: Path, settings_env: Path, fake_hub: FakeHub, capsys, caplog
+) -> None:
+    fake_hub.fail_create = 401
+    assert run_cli(push_model.main, ["--public"]) == 1
+    assert fake_hub.created["visibility"] == "public"
+    seen = capsys.readouterr()
+    errors = [line for line in seen.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and REPO_ID in errors[0]
+    assert TOKEN not in seen.out + seen.err + caplog.text
+    assert not fake_hub.commits and not (settings_env / "registry" / "intent-model").exists()

@@ -1,0 +1,191 @@
+"""Stage 4: ARTIFACTS_DIR/splits (+ label map, class weights, fingerprint) -> fine-tuned BERT-family
+intent classifier in MODEL_DIR (model, tokenizer, label_mapping.json, training_config.json).
+
+Hugging Face Trainer with dynamic padding, length-grouped batches, validation macro-F1 every epoch,
+early stopping, best checkpoint kept and reloaded, optional class-weighted loss, seeded, resumable
+(--resume). Runs unchanged under `torchrun --nproc_per_node=N` (gloo on CPU) and
+`accelerate launch` (GPUs); only the main process writes MODEL_DIR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+import config
+from intent_pipeline.io import PipelineError, run_cli, setup_logging
+from intent_pipeline.training import (
+    EncodedDataset,
+    compute_metrics,
+    freeze_word_embeddings,
+    load_base_model,
+    load_split_data,
+    save_model_dir,
+    subsample,
+    weighted_trainer_class,
+)
+
+log = logging.getLogger("finetune_bert")
+
+CHECKPOINTS_SUBDIR = "checkpoints"
+WARMUP_SHARE = 0.06
+WEIGHT_DECAY = 0.01
+
+
+def parse_args(argv: Sequence[str] | None, settings: config.Settings) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--artifacts-dir", type=Path, default=settings.artifacts_dir,
+                        help="folder with splits/ and label_mapping.json from prepare_data.py (default: ARTIFACTS_DIR)")
+    parser.add_argument("--output-dir", type=Path, default=settings.model_dir, help="where the model goes (default: MODEL_DIR)")
+    parser.add_argument("--checkpoint-dir", type=Path, default=None,
+                        help="Trainer checkpoints, for --resume (default: ARTIFACTS_DIR/checkpoints)")
+    parser.add_argument("--base-model", default=settings.base_model,
+                        help="checkpoint to fine-tune: local folder or Hub id (default: BASE_MODEL)")
+    parser.add_argument("--epochs", type=float, default=settings.epochs, help="training epochs (default: EPOCHS)")
+    parser.add_argument("--batch-size", type=int, default=settings.batch_size, help="per-device batch size (default: BATCH_SIZE)")
+    parser.add_argument("--lr", type=float, default=settings.learning_rate, help="peak learning rate (default: LEARNING_RATE)")
+    parser.add_argument("--max-length", type=int, default=settings.max_length, help="max tokens per text (default: MAX_LENGTH)")
+    parser.add_argument("--max-train-rows", type=int, default=0,
+                        help="train on a label-stratified sample of at most this many rows, 0 = all (fast runs)")
+    parser.add_argument("--seed", type=int, default=settings.seed, help="seed for weights init and data order (default: SEED)")
+    parser.add_argument("--patience", type=int, default=2, help="epochs without validation macro-F1 gain before stopping")
+    parser.add_argument("--no-class-weights", dest="class_weights", action="store_false", default=settings.class_weights,
+                        help="plain cross-entropy instead of the class-weighted loss (default: CLASS_WEIGHTS)")
+    parser.add_argument("--no-freeze-embeddings", dest="freeze_embeddings", action="store_false",
+                        default=settings.freeze_embeddings,
+                        help="also train the word-embedding matrix (slower; default: FREEZE_EMBEDDINGS)")
+    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --checkpoint-dir")
+    args = parser.parse_args(argv)
+    if args.epochs <= 0 or args.batch_size <= 0 or args.lr <= 0 or args.max_length < 8:
+        raise PipelineError("--epochs, --batch-size and --lr must be positive and --max-length at least 8")
+    args.checkpoint_dir = args.checkpoint_dir or args.artifacts_dir / CHECKPOINTS_SUBDIR
+    return args
+
+
+def training_arguments(args: argparse.Namespace):
+    import torch
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(args.checkpoint_dir),
+        num_train_epochs=args.epochs,
+        per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=max(64, args.batch_size),
+        learning_rate=args.lr,
+        weight_decay=WEIGHT_DECAY,
+        warmup_steps=WARMUP_SHARE,  # a float below 1 is a share of all steps
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,  # with load_best_model_at_end the best one is never rotated out
+        load_best_model_at_end=True,
+        metric_for_best_model="macro_f1",
+        greater_is_better=True,
+        train_sampling_strategy="group_by_length",
+        logging_steps=50,
+        report_to="none",
+        seed=args.seed,
+        data_seed=args.seed,
+        # CPU processes started by torchrun need gloo; single-process and GPU runs pick their own.
+        ddp_backend="gloo" if torch.distributed.is_torchelastic_launched() and not torch.cuda.is_available() else None,
+        ddp_find_unused_parameters=False,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+
+
+def build_trainer(args: argparse.Namespace, data, tokenizer, model, train_args):
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback
+
+    weights = [data.class_weights.get(data.id2label[i], 1.0) for i in range(len(data.label2id))]
+    trainer_cls = weighted_trainer_class()
+    return trainer_cls(
+        model=model,
+        args=train_args,
+        train_dataset=EncodedDataset(data.train, tokenizer, data.label2id, args.max_length),
+        eval_dataset=EncodedDataset(data.val, tokenizer, data.label2id, args.max_length),
+        data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer,
+        compute_metrics=compute_metrics,
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=args.patience)],
+        class_weights=weights if args.class_weights else None,
+    )
+
+
+def training_config(args, data, val_metrics: dict, train_output, world_size: int) -> dict:
+    now = datetime.now(timezone.utc)
+    return {
+        "model_version": f"{now:%Y%m%d-%H%M%S}-{data.fingerprint[:8]}",
+        "created_at": now.isoformat(timespec="seconds"),
+        "dataset_fingerprint": data.fingerprint,
+        "base_model": args.base_model,
+        "max_length": args.max_length,
+        "num_labels": len(data.label2id),
+        "hyperparameters": {
+            "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr,
+            "weight_decay": WEIGHT_DECAY, "warmup_share": WARMUP_SHARE, "patience": args.patience,
+            "class_weights": args.class_weights, "freeze_embeddings": args.freeze_embeddings,
+            "seed": args.seed, "max_train_rows": args.max_train_rows, "world_size": world_size,
+        },
+        "train_rows": len(data.train),
+        "val_rows": len(data.val),
+        "val_metrics": {k.removeprefix("eval_"): v for k, v in val_metrics.items()},
+        "train_runtime_s": round(float(train_output.metrics.get("train_runtime", 0.0)), 1),
+        "train_samples_per_second": round(float(train_output.metrics.get("train_samples_per_second", 0.0)), 2),
+    }
+
+
+def train(args: argparse.Namespace) -> dict | None:
+    """Fine-tune and save; returns the training config on the main process, None on the others."""
+    from transformers import set_seed
+    from transformers.trainer_utils import get_last_checkpoint
+
+    data = load_split_data(args.artifacts_dir)
+    data.train = subsample(data.train, args.max_train_rows, args.seed)
+    set_seed(args.seed)
+    tokenizer, model = load_base_model(args.base_model, data.id2label)
+    if args.freeze_embeddings:
+        log.info("word embeddings frozen (%d parameters)", freeze_word_embeddings(model))
+    train_args = training_arguments(args)
+    resume_from = None
+    if args.resume:
+        resume_from = get_last_checkpoint(str(args.checkpoint_dir)) if args.checkpoint_dir.is_dir() else None
+        if resume_from is None:
+            raise PipelineError(f"--resume: no checkpoint in {args.checkpoint_dir}; run without --resume to start fresh")
+    else:
+        with train_args.main_process_first(desc="clear old checkpoints"):
+            if train_args.process_index == 0:
+                shutil.rmtree(args.checkpoint_dir, ignore_errors=True)  # stale ones may be of other data
+    trainer = build_trainer(args, data, tokenizer, model, train_args)
+    started = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=resume_from)
+    val_metrics = trainer.evaluate()
+    if not trainer.is_world_process_zero():
+        return None
+    cfg = training_config(args, data, val_metrics, output, train_args.world_size)
+    cfg["wall_time_s"] = round(time.perf_counter() - started, 1)
+    mapping = {"label2id": data.label2id, "id2label": {str(i): label for i, label in data.id2label.items()}}
+    save_model_dir(args.output_dir, trainer.model, tokenizer,
+                   {"label_mapping.json": mapping, "training_config.json": cfg})
+    return cfg
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = config.get_settings()
+    setup_logging(settings.log_level)
+    args = parse_args(argv, settings)
+    cfg = train(args)
+    if cfg is not None:
+        log.info("model %s saved to %s: validation macro-F1 %.4f, accuracy %.4f (%.0f s)",
+                 cfg["model_version"], args.output_dir, cfg["val_metrics"].get("macro_f1", float("nan")),
+                 cfg["val_metrics"].get("accuracy", float("nan")), cfg["wall_time_s"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

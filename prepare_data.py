@@ -1,0 +1,239 @@
+"""Stage 3: `messages` table (+ user feedback) -> leak-free train/val/test splits, label map, class
+weights and dataset fingerprint under ARTIFACTS_DIR.
+
+Near-duplicates (texts differing only by numbers, PII placeholders, casing/punctuation or one word)
+share a group and each group stays inside one split, stratified by label. The training split is
+capped per group (templated data is highly redundant) and partly rewritten with chat-style
+noise; a noisy copy of the test split is written for stage 5. Validation and test are never augmented.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import random
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import config
+from intent_pipeline import db
+from intent_pipeline.augment import chat_noise, noisy_copies
+from intent_pipeline.grouping import (
+    SPLIT_NAMES,
+    assign_splits,
+    near_duplicate_groups,
+    texts_with_neighbour,
+    too_small_labels,
+)
+from intent_pipeline.io import PipelineError, read_json, run_cli, setup_logging, write_csv_atomic, write_json_atomic
+
+log = logging.getLogger("prepare_data")
+
+SPLITS_SUBDIR = "splits"
+LABEL_MAPPING_FILE = "label_mapping.json"
+CLASS_WEIGHTS_FILE = "class_weights.json"
+FINGERPRINT_FILE = "dataset_fingerprint.json"
+DATA_REPORT_FILE = "data_report.json"
+SPLIT_COLUMNS = ["text", "label", "group_id"]
+FEEDBACK_SOURCE = "feedback"
+
+
+def parse_args(argv: Sequence[str] | None, settings: config.Settings) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default=settings.database_url,
+                        help="database holding the `messages` table (default: DATABASE_URL)")
+    parser.add_argument("--artifacts-dir", type=Path, default=settings.artifacts_dir,
+                        help="where splits/, label_mapping.json etc. are written (default: ARTIFACTS_DIR)")
+    parser.add_argument("--seed", type=int, default=settings.seed, help="seed for splitting and noise (default: SEED)")
+    parser.add_argument("--val-ratio", type=float, default=settings.val_ratio, help="validation share (default: VAL_RATIO)")
+    parser.add_argument("--test-ratio", type=float, default=settings.test_ratio, help="test share (default: TEST_RATIO)")
+    parser.add_argument("--group-cap", type=int, default=settings.train_group_cap,
+                        help="most training rows kept per near-duplicate group, 0 = all (default: TRAIN_GROUP_CAP)")
+    parser.add_argument("--no-augment", dest="augment", action="store_false", default=settings.augment,
+                        help="keep the training split clean, no chat-noise rewriting (default: AUGMENT)")
+    parser.add_argument("--augment-fraction", type=float, default=settings.augment_fraction,
+                        help="share of training rows rewritten with chat-style noise (default: AUGMENT_FRACTION)")
+    parser.add_argument("--no-feedback", dest="feedback", action="store_false", default=True,
+                        help="ignore the `feedback` table; by default user corrections (text + correct_label) "
+                             "are added to the training split only, overriding the label of the same text")
+    args = parser.parse_args(argv)
+    if not (0 < args.val_ratio < 1 and 0 < args.test_ratio < 1 and args.val_ratio + args.test_ratio < 1):
+        raise PipelineError("--val-ratio and --test-ratio must be in (0, 1) and sum to less than 1")
+    if not 0 <= args.augment_fraction <= 1:
+        raise PipelineError("--augment-fraction must be between 0 and 1")
+    return args
+
+
+def load_rows(database_url: str, use_feedback: bool) -> pd.DataFrame:
+    """`text,label,from_feedback` from messages plus feedback corrections (feedback wins on the same text)."""
+    engine = db.connect(database_url)
+    try:
+        messages = db.read_messages(engine)[["text", "label"]]
+        feedback = db.read_feedback(engine) if use_feedback else pd.DataFrame(columns=["text", "correct_label"])
+    finally:
+        engine.dispose()
+    if messages.empty:
+        raise PipelineError(f"the messages table in {config.mask_url(database_url)} is empty: run `python load_to_mysql.py` first")
+    messages = messages.assign(from_feedback=False)
+    feedback = feedback[feedback["correct_label"].astype(str).str.strip() != ""]
+    known = set(messages["label"])
+    unknown = sorted(set(feedback["correct_label"]) - known)
+    if unknown:
+        # A label seen only in feedback would have no validation/test examples to measure it.
+        log.warning("ignoring feedback with labels not in messages: %s", ", ".join(unknown))
+        feedback = feedback[feedback["correct_label"].isin(known)]
+    corrections = pd.DataFrame(
+        {"text": feedback["text"].astype(str), "label": feedback["correct_label"].astype(str), "from_feedback": True}
+    ).drop_duplicates("text", keep="last")
+    rows = pd.concat([messages[~messages["text"].isin(corrections["text"])], corrections], ignore_index=True)
+    rows = rows[rows["text"].astype(str).str.strip() != ""]
+    log.info("read %d messages and %d feedback corrections", len(messages), len(corrections))
+    return rows
+
+
+def check_labels(rows: pd.DataFrame, groups: np.ndarray) -> None:
+    labels = rows["label"].unique()
+    if len(labels) < 2:
+        raise PipelineError(
+            f"need at least 2 labels to train a classifier, the data has {len(labels)} ({', '.join(map(str, labels))}): "
+            "load more labelled messages with `python load_to_mysql.py`"
+        )
+    small = too_small_labels(rows["label"].tolist(), groups)
+    if small:
+        named = ", ".join(f"{label!r} ({n} rows, {g} distinct groups)" for label, (n, g) in small.items())
+        raise PipelineError(
+            f"labels with too few distinct examples to split into train/val/test (need >= 3 groups of "
+            f"near-duplicates each): {named}; add more varied examples or remove these labels"
+        )
+
+
+def fingerprint(rows: pd.DataFrame) -> str:
+    """sha256 over the sorted (label, text) pairs: identical data gives an identical fingerprint."""
+    digest = hashlib.sha256()
+    for line in sorted(f"{label}\t{text}" for text, label in zip(rows["text"], rows["label"])):
+        digest.update(line.encode("utf-8") + b"\n")
+    return digest.hexdigest()
+
+
+def cap_per_group(train: pd.DataFrame, cap: int, seed: int) -> pd.DataFrame:
+    """Keep at most `cap` seeded-random rows per group (feedback rows always kept)."""
+    if cap <= 0:
+        return train
+    shuffled = train.sample(frac=1.0, random_state=seed)
+    rank = shuffled.groupby("group_id").cumcount()
+    return shuffled[(rank < cap) | shuffled["from_feedback"]].sort_index()
+
+
+def augment_train(train: pd.DataFrame, fraction: float, seed: int) -> pd.DataFrame:
+    """Rewrite a seeded `fraction` of the training rows with chat-style noise (labels and groups kept).
+
+    Replacing rather than adding keeps the epoch length (CPU time) unchanged; the clean wording of
+    a noisy row is usually still present through its near-duplicates in the same group.
+    """
+    train = train.reset_index(drop=True)
+    copies = noisy_copies(train["text"].tolist(), seed, fraction)
+    if copies:
+        index, texts = zip(*copies)
+        train.loc[list(index), "text"] = list(texts)
+        train.loc[list(index), "augmented"] = True
+    return train
+
+
+def noisy_test(test: pd.DataFrame, seed: int) -> pd.DataFrame:
+    rng = random.Random(seed + 1)  # independent of the training noise stream
+    return test.assign(text=[chat_noise(t, rng) for t in test["text"]])
+
+
+def class_weights(train: pd.DataFrame, labels: list[str]) -> dict[str, float]:
+    """Balanced weights n / (k * count), scaled to mean 1 so the loss keeps its usual size."""
+    counts = train["label"].value_counts()
+    raw = np.array([len(train) / (len(labels) * counts[label]) for label in labels])
+    return {label: round(float(w), 6) for label, w in zip(labels, raw / raw.mean())}
+
+
+def splits_report(rows: pd.DataFrame, train_final: pd.DataFrame, args: argparse.Namespace) -> dict:
+    by_split = {name: rows[rows["split"] == name] for name in SPLIT_NAMES}
+    train_texts = by_split["train"]["text"].tolist()
+    sizes = rows.groupby("group_id").size()
+    return {
+        "seed": args.seed,
+        "ratios": {"train": 1 - args.val_ratio - args.test_ratio, "val": args.val_ratio, "test": args.test_ratio},
+        "rows": {name: len(frame) for name, frame in by_split.items()},
+        "train_rows_written": len(train_final),
+        "train_group_cap": args.group_cap,
+        "augmented_rows": int(train_final["augmented"].sum()),
+        "feedback_rows": int(rows["from_feedback"].sum()),
+        "near_duplicate_groups": int(sizes.size),
+        "largest_group": int(sizes.max()),
+        "test_with_near_duplicate_in_train": int(texts_with_neighbour(by_split["test"]["text"].tolist(), train_texts).sum()),
+        "val_with_near_duplicate_in_train": int(texts_with_neighbour(by_split["val"]["text"].tolist(), train_texts).sum()),
+        "per_label": {
+            label: {name: int((frame["label"] == label).sum()) for name, frame in by_split.items()}
+            for label in sorted(rows["label"].unique())
+        },
+    }
+
+
+def update_data_report(path: Path, section: dict) -> None:
+    report = read_json(path, "data report", "") if path.is_file() else {}
+    report["splits"] = section
+    write_json_atomic(path, report)
+
+
+def prepare(args: argparse.Namespace) -> dict:
+    rows = load_rows(args.database_url, args.feedback)
+    # Sorting by text makes group ids and splits independent of the order the database returns.
+    rows = rows.sort_values(["text", "label"], kind="stable").reset_index(drop=True)
+    rows["group_id"] = near_duplicate_groups(rows["text"].tolist())
+    check_labels(rows, rows["group_id"].to_numpy())
+    ratios = (1 - args.val_ratio - args.test_ratio, args.val_ratio, args.test_ratio)
+    split_idx = assign_splits(rows["label"].tolist(), rows["group_id"].to_numpy(), ratios, args.seed,
+                              force_train=rows["from_feedback"].to_numpy())
+    rows["split"] = np.asarray(SPLIT_NAMES)[split_idx]
+    labels = sorted(rows["label"].unique())
+
+    train = cap_per_group(rows[rows["split"] == "train"], args.group_cap, args.seed).assign(augmented=False)
+    if args.augment:
+        train = augment_train(train, args.augment_fraction, args.seed)
+    test = rows[rows["split"] == "test"]
+
+    out = args.artifacts_dir
+    splits_dir = out / SPLITS_SUBDIR
+    write_csv_atomic(train[SPLIT_COLUMNS], splits_dir / "train.csv")
+    write_csv_atomic(rows[rows["split"] == "val"][SPLIT_COLUMNS], splits_dir / "val.csv")
+    write_csv_atomic(test[SPLIT_COLUMNS], splits_dir / "test.csv")
+    write_csv_atomic(noisy_test(test, args.seed)[SPLIT_COLUMNS], splits_dir / "test_noisy.csv")
+    write_json_atomic(out / LABEL_MAPPING_FILE, {
+        "label2id": {label: i for i, label in enumerate(labels)},
+        "id2label": {str(i): label for i, label in enumerate(labels)},
+    })
+    write_json_atomic(out / CLASS_WEIGHTS_FILE, class_weights(train, labels))
+    write_json_atomic(out / FINGERPRINT_FILE, {
+        "fingerprint": fingerprint(rows), "rows": len(rows), "labels": len(labels), "seed": args.seed,
+        "val_ratio": args.val_ratio, "test_ratio": args.test_ratio, "feedback_rows": int(rows["from_feedback"].sum()),
+    })
+    section = splits_report(rows, train, args)
+    update_data_report(out / DATA_REPORT_FILE, section)
+    return section
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings = config.get_settings()
+    setup_logging(settings.log_level)
+    args = parse_args(argv, settings)
+    section = prepare(args)
+    log.info(
+        "splits written to %s: %s rows (train written: %d, %d augmented); test items with a near-duplicate in train: %d",
+        args.artifacts_dir / SPLITS_SUBDIR, section["rows"], section["train_rows_written"],
+        section["augmented_rows"], section["test_with_near_duplicate_in_train"],
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -61,6 +61,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--batch-size must be >= 1")
     if not 0.0 <= args.min_coverage <= 1.0:
         parser.error("--min-coverage must be within [0, 1]")
+    if args.ece_bins < 1 or args.top_pairs < 0 or args.max_misclassified < 0:
+        parser.error("--ece-bins must be >= 1, --top-pairs and --max-misclassified >= 0")
     return args
 
 

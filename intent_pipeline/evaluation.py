@@ -112,7 +112,10 @@ def calibration(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 15) -
 
 def fallback_effect(probs: np.ndarray, y_true: np.ndarray, rule: FallbackRule) -> dict:
     """Coverage (share answered) and accuracy on the answered share under `rule`."""
-    pred, top1, top2 = top_two(probs)
+    return _effect(*top_two(probs), y_true, rule)
+
+
+def _effect(pred: np.ndarray, top1: np.ndarray, top2: np.ndarray, y_true: np.ndarray, rule: FallbackRule) -> dict:
     answered = ~((top1 < rule.threshold) | ((top1 - top2) < rule.margin))
     n = len(y_true)
     covered = int(answered.sum())
@@ -146,9 +149,10 @@ def tune_fallback(
         raise ValueError(f"min_coverage must be within [0, 1], got {min_coverage}")
     best: dict | None = None
     best_key: tuple | None = None
+    ranked = top_two(probs)  # once, not per grid point
     for threshold in thresholds:
         for margin in margins:
-            effect = fallback_effect(probs, y_true, FallbackRule(float(threshold), float(margin)))
+            effect = _effect(*ranked, y_true, FallbackRule(float(threshold), float(margin)))
             if effect["coverage"] + 1e-12 < min_coverage:
                 continue
             key = (round(effect["accuracy_on_covered"], 12), round(effect["coverage"], 12), -threshold, -margin)

@@ -55,7 +55,8 @@ def test_writes_every_artifact_and_a_summary(settings_env: Path, untrained_model
     for name in OUTPUTS:
         assert (artifacts / name).is_file(), name
 
-    metrics = json.loads((artifacts / "metrics.json").read_text())
+    raw = (artifacts / "metrics.json").read_text()
+    metrics = json.loads(raw, parse_constant=lambda c: pytest.fail(f"{c} in metrics.json is not valid JSON"))
     assert metrics["model_version"] == "m-test" and metrics["dataset_fingerprint"] == FINGERPRINT
     assert metrics["split_sizes"] == {"val": 9, "test": 9, "test_noisy": 9}
     assert 0 <= metrics["accuracy"] <= 1 and 0 <= metrics["ece"] <= 1

@@ -113,6 +113,7 @@ class Settings:
     model_source: str
     inference_backend: str
     max_text_chars: int
+    max_batch: int
     n_process: int
     fallback_label: str
     log_level: str
@@ -169,6 +170,7 @@ def get_settings() -> Settings:
         model_source=_env("MODEL_SOURCE", ""),
         inference_backend=_env("INFERENCE_BACKEND", "torch").lower(),
         max_text_chars=int(_env_number("MAX_TEXT_CHARS", 2000)),
+        max_batch=int(_env_number("MAX_BATCH", 64)),
         n_process=int(_env_number("N_PROCESS", min(2, os.cpu_count() or 1))),
         fallback_label=_env("FALLBACK_LABEL", "unknown"),
         log_level=_env("LOG_LEVEL", "INFO").upper(),

@@ -4,6 +4,9 @@
 Texts are normalised with `normalize_for_model` (as in training) and scored in batches; the
 fallback rule (confidence threshold + top-2 margin, tuned on validation by stage 5) turns unsure
 answers into the fallback label.
+
+Backends: 'torch' (PyTorch) or 'onnx' / 'onnx-int8' (ONNX Runtime graphs written at release time by
+`intent_pipeline.onnx_export`); both give the same probabilities (fp32 within 1e-4).
 """
 
 from __future__ import annotations
@@ -53,17 +56,31 @@ class Prediction:
         return data
 
 
-class IntentClassifier:
-    """A fine-tuned sequence classifier plus its label map, fallback rule and version info."""
+BACKENDS = ("torch", "onnx", "onnx-int8")
 
-    def __init__(self, model_dir: Path, model, tokenizer, max_length: int, fallback: FallbackRule, info: dict):
+
+class IntentClassifier:
+    """A fine-tuned sequence classifier plus its label map, fallback rule and version info.
+
+    `backend` is 'torch' (PyTorch, `self.model`) or 'onnx' / 'onnx-int8' (ONNX Runtime,
+    `self.session`; `self.model` is then None). `labels` come from the model config either way.
+    """
+
+    def __init__(
+        self, model_dir: Path, model, tokenizer, max_length: int, fallback: FallbackRule, info: dict,
+        *, labels: list[str] | None = None, session=None, backend: str = "torch",
+    ):
         self.model_dir = model_dir
         self.model = model
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.fallback = fallback
         self.info = info
-        self.labels: list[str] = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        self.session = session
+        self.backend = backend
+        if labels is None:
+            labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        self.labels: list[str] = labels
 
     @property
     def version(self) -> str:
@@ -74,21 +91,30 @@ class IntentClassifier:
         return str(self.info.get("dataset_fingerprint", ""))
 
     @classmethod
-    def load(cls, model_dir: Path | str, max_length: int = 64, fallback_label: str = "unknown") -> "IntentClassifier":
-        import torch  # heavy; imported here so importing this module stays cheap
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    def load(
+        cls, model_dir: Path | str, max_length: int = 64, fallback_label: str = "unknown",
+        backend: str = "torch", num_threads: int | None = None,
+    ) -> "IntentClassifier":
+        """Load a model folder with `backend` (torch | onnx | onnx-int8, e.g. settings.inference_backend).
+
+        An ONNX backend whose file is missing, stale or unloadable falls back to PyTorch with a
+        logged warning, so a release without an export still serves.
+        """
+        from transformers import AutoConfig, AutoTokenizer
 
         model_dir = Path(model_dir)
+        if backend not in BACKENDS:
+            raise PipelineError(f"INFERENCE_BACKEND must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if not (model_dir / "config.json").is_file():
             raise PipelineError(
                 f"no model at {model_dir}: run `python finetune_bert.py` (or set MODEL_DIR / MODEL_SOURCE)"
             )
         try:
             tokenizer = AutoTokenizer.from_pretrained(model_dir)
-            model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+            model_config = AutoConfig.from_pretrained(model_dir)
         except (OSError, ValueError) as exc:
             raise PipelineError(f"model at {model_dir} cannot be loaded: {str(exc).splitlines()[0]}") from None
-        model.eval()
+        labels = [model_config.id2label[i] for i in range(model_config.num_labels)]
         info: dict = {}
         for name in (TRAINING_CONFIG_FILE, RELEASE_FILE):
             if (model_dir / name).is_file():
@@ -97,26 +123,42 @@ class IntentClassifier:
         if (model_dir / THRESHOLDS_FILE).is_file():
             raw = json.loads((model_dir / THRESHOLDS_FILE).read_text(encoding="utf-8"))
             fallback = FallbackRule(float(raw.get("threshold", 0.0)), float(raw.get("margin", 0.0)), fallback_label)
-        return cls(model_dir, model, tokenizer, int(info.get("max_length", max_length)), fallback, info)
+        max_length = int(info.get("max_length", max_length))
+        session = _onnx_session(model_dir, backend, num_threads) if backend != "torch" else None
+        if session is not None:
+            return cls(model_dir, None, tokenizer, max_length, fallback, info,
+                       labels=labels, session=session, backend=backend)
+        return cls(model_dir, _torch_model(model_dir, num_threads), tokenizer, max_length, fallback, info,
+                   labels=labels, backend="torch")
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """Class probabilities, shape (len(texts), n_labels), in the model's label order."""
-        import torch
-
         normalized = [normalize_for_model(t) for t in texts]
+        if len(normalized) == 1:  # the API/app hot path: no sorting or scatter bookkeeping
+            return self._score(normalized)
         out = np.zeros((len(normalized), len(self.labels)), dtype=np.float32)
         # Sorting by length keeps padding (and so wasted compute) small within each batch.
         order = sorted(range(len(normalized)), key=lambda i: len(normalized[i]))
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            enc = self.tokenizer(
-                [normalized[i] for i in idx], padding=True, truncation=True,
-                max_length=self.max_length, return_tensors="pt",
-            )
-            with torch.inference_mode():
-                logits = self.model(**enc).logits
-            out[idx] = torch.softmax(logits.float(), dim=-1).numpy()
+            out[idx] = self._score([normalized[i] for i in idx])
         return out
+
+    def _score(self, batch: list[str]) -> np.ndarray:
+        """Probabilities for one batch of already-normalised texts."""
+        if self.session is not None:
+            from intent_pipeline.onnx_export import ort_feed
+
+            enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="np")
+            logits = self.session.run(None, ort_feed(self.session, enc))[0].astype(np.float32)
+            shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+            return shifted / shifted.sum(axis=-1, keepdims=True)
+        import torch
+
+        enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        with torch.inference_mode():
+            logits = self.model(**enc).logits
+        return torch.softmax(logits.float(), dim=-1).numpy()
 
     def predict(
         self, texts: Sequence[str], top_k: int = 3, fallback: FallbackRule | None = None, batch_size: int = 64
@@ -139,3 +181,31 @@ class IntentClassifier:
             is_fallback=is_fallback,
             top_k=[(self.labels[i], float(row[i])) for i in ranked[:top_k]],
         )
+
+
+def _torch_model(model_dir: Path, num_threads: int | None):
+    import torch  # heavy; imported here so importing this module stays cheap
+    from transformers import AutoModelForSequenceClassification
+
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    except (OSError, ValueError) as exc:
+        raise PipelineError(f"model at {model_dir} cannot be loaded: {str(exc).splitlines()[0]}") from None
+    return model.eval()
+
+
+def _onnx_session(model_dir: Path, backend: str, num_threads: int | None):
+    """An ORT session for `backend`, or None (with a warning) when PyTorch has to serve instead."""
+    from intent_pipeline.onnx_export import onnx_file, ort_session, stale_reason
+
+    path = onnx_file(model_dir, backend)
+    reason = stale_reason(model_dir) if path.is_file() else f"{path} is missing"
+    if reason is None:
+        try:
+            return ort_session(path, num_threads)
+        except Exception as exc:  # onnxruntime raises its own exception types; any failure means "use torch"
+            reason = f"onnxruntime cannot load {path} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+    log.warning("INFERENCE_BACKEND=%s unavailable, falling back to PyTorch: %s", backend, reason)
+    return None

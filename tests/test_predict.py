@@ -1,0 +1,113 @@
+"""ONNX export and the backend choice of IntentClassifier, on the untrained 3-label model."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from intent_pipeline import onnx_export
+from intent_pipeline.io import PipelineError
+from intent_pipeline.predict import FallbackRule, IntentClassifier
+
+TEXTS = ["Where is my order?", "i want my money back for the broken headphones i bought", "hi", "cancel it", "ok"]
+
+
+def _linked_copy(src: Path, dst: Path) -> Path:
+    """A model folder whose files are symlinks to `src` (cheap), so tests can add or break files."""
+    dst.mkdir(parents=True)
+    for item in src.iterdir():
+        if item.is_file():
+            (dst / item.name).symlink_to(item)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def exported(untrained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    model_dir = _linked_copy(untrained_model_dir, tmp_path_factory.mktemp("onnx") / "model")
+    paths = onnx_export.export_onnx(model_dir, quantize=True)
+    assert paths == {"onnx": model_dir / "onnx" / "model.onnx", "onnx-int8": model_dir / "onnx" / "model.int8.onnx"}
+    return model_dir
+
+
+@pytest.fixture(scope="module")
+def torch_probs(exported: Path) -> np.ndarray:
+    return IntentClassifier.load(exported, backend="torch").predict_proba(TEXTS, batch_size=2)
+
+
+def test_export_writes_files_and_record(exported: Path) -> None:
+    info = json.loads((exported / "onnx" / "export.json").read_text())
+    assert info["source_sha256"] == onnx_export.weights_digest(exported)
+    assert info["fp32"]["max_prob_diff"] <= onnx_export.FP32_ATOL
+    assert (exported / "onnx" / "model.int8.onnx").stat().st_size < (exported / "onnx" / "model.onnx").stat().st_size / 2
+    assert not list((exported / "onnx").glob(".*tmp"))  # no temp files left behind
+
+
+def test_onnx_fp32_matches_torch(exported: Path, torch_probs: np.ndarray) -> None:
+    clf = IntentClassifier.load(exported, backend="onnx")
+    assert clf.backend == "onnx" and clf.model is None and clf.labels == ["check_order", "refund", "other"]
+    np.testing.assert_allclose(clf.predict_proba(TEXTS, batch_size=2), torch_probs, atol=1e-4)
+    np.testing.assert_allclose(clf.predict_proba(TEXTS[:1]), torch_probs[:1], atol=1e-4)  # single-message path
+
+
+def test_onnx_int8_is_close_to_torch(exported: Path, torch_probs: np.ndarray) -> None:
+    clf = IntentClassifier.load(exported, backend="onnx-int8")
+    assert clf.backend == "onnx-int8"
+    probs = clf.predict_proba(TEXTS)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(probs, torch_probs, atol=0.05)
+    preds = clf.predict(TEXTS, top_k=2, fallback=FallbackRule(threshold=0.99, label="unsure"))
+    assert all(p.is_fallback and p.intent == "unsure" and len(p.top_k) == 2 for p in preds)
+
+
+def test_missing_int8_falls_back_to_torch(exported: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    model_dir = _linked_copy(exported, tmp_path / "m")
+    (model_dir / "onnx").mkdir()
+    (model_dir / "onnx" / "model.onnx").symlink_to(exported / "onnx" / "model.onnx")
+    shutil.copy(exported / "onnx" / "export.json", model_dir / "onnx" / "export.json")
+    with caplog.at_level(logging.WARNING):
+        clf = IntentClassifier.load(model_dir, backend="onnx-int8")
+    assert clf.backend == "torch" and clf.model is not None
+    assert "falling back to PyTorch" in caplog.text and "model.int8.onnx is missing" in caplog.text
+    assert IntentClassifier.load(model_dir, backend="onnx").backend == "onnx"
+
+
+def test_stale_or_broken_export_falls_back(exported: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    model_dir = _linked_copy(exported, tmp_path / "m")
+    (model_dir / "onnx").mkdir()
+    (model_dir / "onnx" / "model.onnx").write_bytes(b"not an onnx graph")
+    info = json.loads((exported / "onnx" / "export.json").read_text())
+    (model_dir / "onnx" / "export.json").write_text(json.dumps(info))
+    with caplog.at_level(logging.WARNING):
+        assert IntentClassifier.load(model_dir, backend="onnx").backend == "torch"
+    assert "onnxruntime cannot load" in caplog.text
+    info["source_sha256"] = "0" * 64  # exported from other weights
+    (model_dir / "onnx" / "export.json").write_text(json.dumps(info))
+    (model_dir / "onnx" / "model.onnx").unlink()
+    (model_dir / "onnx" / "model.onnx").symlink_to(exported / "onnx" / "model.onnx")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert IntentClassifier.load(model_dir, backend="onnx").backend == "torch"
+    assert "older than the model weights" in caplog.text
+
+
+def test_bad_backend_and_missing_model_are_clear_errors(untrained_model_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(PipelineError, match="INFERENCE_BACKEND must be one of"):
+        IntentClassifier.load(untrained_model_dir, backend="tensorrt")
+    with pytest.raises(PipelineError, match="no model at"):
+        onnx_export.export_onnx(tmp_path)
+
+
+def test_export_cli_reports_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from intent_pipeline.io import run_cli
+
+    assert run_cli(onnx_export.main, [str(tmp_path / "nothing")]) == 1
+    assert "error: no model at" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        onnx_export.main(["--help"])
+    assert exit_info.value.code == 0
+    assert "--no-quantize" in capsys.readouterr().out

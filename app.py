@@ -71,7 +71,7 @@ def release_folder(source: str, registry_dir: str, repo_id: str, _settings: conf
 
 @st.cache_resource(show_spinner="Loading the model ...")
 def load_classifier(folder: str, backend: str, fallback_label: str) -> IntentClassifier:
-    return IntentClassifier.load(folder, fallback_label=fallback_label)
+    return IntentClassifier.load(folder, fallback_label=fallback_label, backend=backend)
 
 
 @st.cache_resource(show_spinner="Loading the PII masker ...")
@@ -87,12 +87,7 @@ def connect_db(url: str):
 
 
 def mask_texts(texts: Sequence[str], spacy_model: str) -> list[str]:
-    """Clean and PII-mask texts before the model (and the log) ever sees them."""
-    import preprocess
-
-    masker = load_masker(spacy_model)
-    # n_process=1: forking workers inside the Streamlit server would copy its threads and sockets.
-    return [result.text for result in masker.mask_batch([preprocess.clean_text(t) for t in texts], n_process=1)]
+    return dash.mask_texts(load_masker(spacy_model), texts)
 
 
 def build_context() -> AppContext | None:
@@ -134,7 +129,7 @@ def sidebar(ctx: AppContext) -> str:
     view = st.sidebar.radio("View", VIEWS, key="view")
     st.sidebar.markdown(f"**Model** `{clf.version}`")
     st.sidebar.caption(f"dataset fingerprint `{clf.fingerprint[:16] or 'unknown'}`")
-    st.sidebar.caption(f"release folder `{ctx.folder}` · backend `{ctx.settings.inference_backend}`")
+    st.sidebar.caption(f"release folder `{ctx.folder}` · backend `{getattr(clf, 'backend', 'torch')}`")
     st.sidebar.caption(f"database `{config.mask_url(ctx.settings.database_url)}`")
     threshold = st.sidebar.slider(
         "Fallback threshold", 0.0, 1.0, float(clf.fallback.threshold), 0.01, key="threshold",
@@ -163,14 +158,11 @@ def prediction_row(pred: Prediction, masked: str, ctx: AppContext, latency_ms: f
 # ---------------------------------------------------------------- Predict
 
 def classify(ctx: AppContext, message: str) -> dict:
-    started = time.perf_counter()
-    text, truncated = dash.truncate_text(message, ctx.settings.max_text_chars)
-    masked = mask_texts([text], ctx.settings.spacy_model)[0]
-    pred = ctx.classifier.predict([masked], top_k=3, fallback=ctx.rule)[0]
-    latency_ms = (time.perf_counter() - started) * 1000
-    [prediction_id] = log_rows(ctx, [prediction_row(pred, masked, ctx, latency_ms, "app")])
-    return {"prediction": pred, "masked": masked, "truncated": truncated, "chars": len(message),
-            "latency_ms": latency_ms, "prediction_id": prediction_id, "feedback": None}
+    answer = dash.answer_message(ctx.classifier, load_masker(ctx.settings.spacy_model), message, ctx.rule,
+                                 ctx.settings.max_text_chars)
+    row = prediction_row(answer.prediction, answer.masked, ctx, answer.latency_ms, "app")
+    [prediction_id] = log_rows(ctx, [row])
+    return {"answer": answer, "prediction_id": prediction_id, "feedback": None}
 
 
 def predict_view(ctx: AppContext) -> None:
@@ -182,17 +174,18 @@ def predict_view(ctx: AppContext) -> None:
         st.session_state["last"] = classify(ctx, message) if message.strip() else None
     last = st.session_state.get("last")
     if last is None:
-        st.info("👋 Type a customer message above and press **Classify** to see which intent the model finds.")
+        st.info("Type a customer message above and press **Classify** to see which intent the model finds.")
         return
     show_prediction(ctx, last)
     feedback_box(ctx, last)
 
 
 def show_prediction(ctx: AppContext, last: dict) -> None:
-    pred: Prediction = last["prediction"]
+    answer: dash.Answer = last["answer"]
+    pred = answer.prediction
     intent, is_fallback = dash.apply_rule(pred, ctx.rule)
-    if last["truncated"]:
-        st.warning(f"Your message has {last['chars']:,} characters; only the first "
+    if answer.truncated:
+        st.warning(f"Your message has {answer.chars:,} characters; only the first "
                    f"{ctx.settings.max_text_chars:,} were classified.")
     left, right = st.columns(2)
     left.metric("Intent", intent)
@@ -203,7 +196,7 @@ def show_prediction(ctx: AppContext, last: dict) -> None:
     st.plotly_chart(dash.top_k_figure(pred), key="top_k")
     st.markdown("**What the model saw** (cleaned, PII masked):")
     st.code(pred.text, language=None, wrap_lines=True)
-    st.caption(f"answered in {last['latency_ms']:.0f} ms · model {ctx.classifier.version}")
+    st.caption(f"answered in {answer.latency_ms:.0f} ms · model {ctx.classifier.version}")
 
 
 def feedback_box(ctx: AppContext, last: dict) -> None:
@@ -212,17 +205,17 @@ def feedback_box(ctx: AppContext, last: dict) -> None:
     if last["feedback"]:
         st.success(f"Thanks! Feedback saved: the right intent is '{last['feedback']}'.")
         return
-    pred: Prediction = last["prediction"]
-    shown, _ = dash.apply_rule(pred, ctx.rule)
+    answer: dash.Answer = last["answer"]
+    shown, _ = dash.apply_rule(answer.prediction, ctx.rule)
     st.markdown("**Was this right?**")
     left, right = st.columns([1, 2])
-    correct = left.button("👍 Correct", key="feedback_correct")
+    correct = left.button("Correct", icon=":material/thumb_up:", key="feedback_correct")
     choice = right.selectbox("No, the right intent is", ctx.classifier.labels, index=None,
                              placeholder="choose the right intent", key="feedback_label")
     fix = right.button("Save correction", key="feedback_save", disabled=choice is None)
     label = shown if correct else choice if fix else None
     if label:
-        db.save_feedback(ctx.engine, last["masked"], shown, label,
+        db.save_feedback(ctx.engine, answer.masked, shown, label,
                          prediction_id=last["prediction_id"], model_version=ctx.classifier.version)
         last["feedback"] = label
         st.rerun()
@@ -345,11 +338,11 @@ def monitoring_view(ctx: AppContext) -> None:
     agreement = f"{feedback['is_correct'].mean():.0%}" if len(feedback) else "n/a"
     cols[3].metric("Feedback marked correct", agreement, help=f"{len(feedback):,} feedback entries")
     st.subheader("Volume")
-    st.bar_chart(over_time["predictions"])
+    st.bar_chart(over_time["predictions"], height=260)
     st.subheader("Intent mix")
-    st.bar_chart(summary["intent_mix"])
+    st.bar_chart(summary["intent_mix"], height=300)
     st.subheader("Low-confidence rate")
-    st.line_chart(over_time["low_confidence_rate"])
+    st.line_chart(over_time["low_confidence_rate"], height=260)
     st.subheader("Recent predictions (masked)")
     st.dataframe(logged.head(200), hide_index=True)
     st.subheader("Feedback")

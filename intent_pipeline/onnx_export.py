@@ -95,7 +95,8 @@ def ort_feed(session, encoding) -> dict[str, np.ndarray]:
     return {i.name: np.asarray(encoding[i.name], dtype=np.int64) for i in session.get_inputs()}
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of ONNX Runtime logits (numpy; PyTorch is not needed on this path)."""
     shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
@@ -151,7 +152,7 @@ def _compare(model, tokenizer, path: Path) -> tuple[float, float]:
         enc = tokenizer(batch, padding=True, truncation=True, max_length=64, return_tensors="np")
         with torch.inference_mode():
             ref = torch.softmax(model(**{k: torch.from_numpy(v) for k, v in enc.items()}).logits, -1).numpy()
-        got = _softmax(session.run(None, ort_feed(session, enc))[0])
+        got = softmax(session.run(None, ort_feed(session, enc))[0])
         worst = max(worst, float(np.abs(got - ref).max()))
         agree += int((got.argmax(-1) == ref.argmax(-1)).sum())
         total += len(batch)

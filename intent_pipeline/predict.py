@@ -147,12 +147,10 @@ class IntentClassifier:
     def _score(self, batch: list[str]) -> np.ndarray:
         """Probabilities for one batch of already-normalised texts."""
         if self.session is not None:
-            from intent_pipeline.onnx_export import ort_feed
+            from intent_pipeline.onnx_export import ort_feed, softmax
 
             enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="np")
-            logits = self.session.run(None, ort_feed(self.session, enc))[0].astype(np.float32)
-            shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-            return shifted / shifted.sum(axis=-1, keepdims=True)
+            return softmax(self.session.run(None, ort_feed(self.session, enc))[0].astype(np.float32))
         import torch
 
         enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")

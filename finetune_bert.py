@@ -95,6 +95,7 @@ def training_arguments(args: argparse.Namespace):
         ddp_backend="gloo" if torch.distributed.is_torchelastic_launched() and not torch.cuda.is_available() else None,
         ddp_find_unused_parameters=False,
         dataloader_num_workers=0,
+        dataloader_pin_memory=False,  # True only warns on CPU; GPU runs gain nothing for tiny batches
         disable_tqdm=False,
     )
 

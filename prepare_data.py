@@ -105,7 +105,9 @@ def check_labels(rows: pd.DataFrame, groups: np.ndarray) -> None:
         )
     small = too_small_labels(rows["label"].tolist(), groups)
     if small:
-        named = ", ".join(f"{label!r} ({n} rows, {g} distinct groups)" for label, (n, g) in small.items())
+        named = ", ".join(f"{label!r} ({n} rows, {g} distinct groups)" for label, (n, g) in list(small.items())[:20])
+        if len(small) > 20:
+            named += f" and {len(small) - 20} more"
         raise PipelineError(
             f"labels with too few distinct examples to split into train/val/test (need >= 3 groups of "
             f"near-duplicates each): {named}; add more varied examples or remove these labels"

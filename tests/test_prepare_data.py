@@ -1,0 +1,179 @@
+"""Stage 3: grouped, deterministic, leak-free splits; augmentation; feedback; bad inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import prepare_data
+from intent_pipeline import db
+from intent_pipeline.augment import SLANG, chat_noise
+from intent_pipeline.grouping import near_duplicate_groups, skeleton, texts_with_neighbour
+from intent_pipeline.io import run_cli
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+SEED_LABELS = ["contact_support", "queries_related_to_order", "request_invoice", "review", "other"]
+
+
+def insert_messages(url: str, rows: list[tuple[str, str]]) -> None:
+    engine = db.connect(url)
+    with engine.begin() as conn:
+        conn.execute(db.messages.insert(), [
+            {"text": t, "label": l, "text_hash": hashlib.sha256(t.encode()).hexdigest(), "source": "test"} for t, l in rows
+        ])
+    engine.dispose()
+
+
+def seed_rows(per_label: int = 120) -> list[tuple[str, str]]:
+    raw = pd.read_csv(PROJECT_ROOT / "data" / "raw_customer_interactions.csv")
+    raw = raw[raw["intent"].isin(SEED_LABELS)].groupby("intent", group_keys=False).sample(n=per_label, random_state=1)
+    return list(zip(raw["query"], raw["intent"]))
+
+
+def read_splits(artifacts: Path) -> dict[str, pd.DataFrame]:
+    return {name: pd.read_csv(artifacts / "splits" / f"{name}.csv", keep_default_na=False)
+            for name in ("train", "val", "test", "test_noisy")}
+
+
+def test_near_duplicates_share_a_group() -> None:
+    texts = [
+        "Track order 123.", "track ORDER 98765", "Track my order 123?",  # numbers, casing, one inserted word
+        "I need the invoice for <PERSON>.", "I need the invoice for [NAME]",  # placeholders
+        "Where is the invoice for Bob",  # one word different from the above
+        "Cancel my newsletter subscription please", "Talk to a human agent",
+    ]
+    groups = near_duplicate_groups(texts)
+    assert groups[0] == groups[1] == groups[2]
+    assert groups[3] == groups[4]
+    assert len({groups[0], groups[3], groups[6], groups[7]}) == 4
+    assert skeleton("Track ORDER #12, now!") == "track order 0 now"
+    assert texts_with_neighbour(["track order 5"], ["Track my order 7."]).tolist() == [True]
+    assert texts_with_neighbour(["talk to a human"], ["Track my order 7."]).tolist() == [False]
+
+
+def test_splits_are_deterministic_grouped_and_leak_free(db_url: str, settings_env: Path) -> None:
+    insert_messages(db_url, seed_rows())
+    artifacts = settings_env / "artifacts"
+    assert prepare_data.main(["--database-url", db_url]) == 0
+    first = {p.name: p.read_bytes() for p in (artifacts / "splits").iterdir()}
+    assert prepare_data.main(["--database-url", db_url]) == 0
+    assert first == {p.name: p.read_bytes() for p in (artifacts / "splits").iterdir()}
+
+    splits = read_splits(artifacts)
+    clean_train = splits["train"]["text"]
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        assert not set(splits[a]["group_id"]) & set(splits[b]["group_id"]), (a, b)
+        assert not set(splits[a]["text"]) & set(splits[b]["text"]), (a, b)
+    # Re-group everything from scratch: no near-duplicate may cross the train/test border.
+    assert not texts_with_neighbour(splits["test"]["text"].tolist(), clean_train.tolist()).any()
+    for name in ("train", "val", "test"):
+        assert set(splits[name]["label"]) == set(SEED_LABELS)
+
+    report = json.loads((artifacts / "data_report.json").read_text())["splits"]
+    assert report["test_with_near_duplicate_in_train"] == 0
+    assert report["rows"]["train"] + report["rows"]["val"] + report["rows"]["test"] == 5 * 120
+    assert abs(report["rows"]["test"] / 600 - 0.15) < 0.05
+    mapping = json.loads((artifacts / "label_mapping.json").read_text())
+    assert mapping["id2label"] == {str(i): l for i, l in enumerate(sorted(SEED_LABELS))}
+    weights = json.loads((artifacts / "class_weights.json").read_text())
+    assert set(weights) == set(SEED_LABELS)
+    assert len(json.loads((artifacts / "dataset_fingerprint.json").read_text())["fingerprint"]) == 64
+
+
+def test_many_labels_and_existing_report_kept(settings_env: Path) -> None:
+    url = f"sqlite:///{settings_env / 'many.db'}"
+    rng = random.Random(3)
+    words = ["".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=6)) for _ in range(4000)]
+    rows = [(" ".join(rng.sample(words, 5)), f"label_{k:02d}") for k in range(80) for _ in range(12)]
+    insert_messages(url, rows)
+    artifacts = settings_env / "artifacts"
+    artifacts.mkdir()
+    (artifacts / "data_report.json").write_text(json.dumps({"stage1": {"rows": 1}}))
+    assert prepare_data.main(["--database-url", url, "--no-augment"]) == 0
+    splits = read_splits(artifacts)
+    for name in ("train", "val", "test"):
+        assert splits[name]["label"].nunique() == 80, name
+    report = json.loads((artifacts / "data_report.json").read_text())
+    assert report["stage1"] == {"rows": 1} and report["splits"]["rows"]["val"] >= 80
+
+
+def test_chat_noise_makes_the_promised_changes() -> None:
+    rng = random.Random(0)
+    text = "Can you please tell me the status of your delivery, because I want to know."
+    outputs = [chat_noise(text, rng) for _ in range(200)]
+    assert all(o != text for o in outputs)
+    assert sum(o == o.lower() for o in outputs) > 80  # lower-cased
+    assert sum(not o.rstrip().endswith(".") for o in outputs) > 80  # punctuation dropped or changed
+    tokens = [set(o.lower().replace(",", " ").split()) for o in outputs]
+    for slang in ("u", "ur", "pls", "wanna"):
+        assert sum(slang in t for t in tokens) > 20, slang
+    assert "plz" in set().union(*tokens) and set(SLANG["because"]) & set().union(*tokens)
+    originals = set(text.lower().replace(",", " ").replace(".", " ").split()) | {v for vs in SLANG.values() for v in vs}
+    typos = [w for t in tokens for w in t if w.strip(".?!") not in originals]
+    assert len(typos) > 50  # keyboard-neighbour swaps, drops, doubles, transpositions
+
+
+def test_augmentation_touches_only_train(settings_env: Path) -> None:
+    url = f"sqlite:///{settings_env / 'aug.db'}"
+    rows = seed_rows(60)
+    insert_messages(url, rows)
+    artifacts = settings_env / "artifacts"
+    assert prepare_data.main(["--database-url", url, "--augment-fraction", "0.5", "--group-cap", "0"]) == 0
+    originals = {t for t, _ in rows}
+    splits = read_splits(artifacts)
+    assert set(splits["val"]["text"]) <= originals and set(splits["test"]["text"]) <= originals
+    rewritten = ~splits["train"]["text"].isin(originals)
+    assert 0.4 < rewritten.mean() < 0.6
+    noisy, test = splits["test_noisy"], splits["test"]
+    assert (noisy["label"] == test["label"]).all() and (noisy["group_id"] == test["group_id"]).all()
+    assert (noisy["text"] != test["text"]).all()
+    assert prepare_data.main(["--database-url", url, "--no-augment", "--group-cap", "0"]) == 0
+    assert set(read_splits(artifacts)["train"]["text"]) <= originals
+
+
+def test_feedback_goes_to_train_only_unless_disabled(settings_env: Path) -> None:
+    url = f"sqlite:///{settings_env / 'fb.db'}"
+    rows = seed_rows(40)
+    insert_messages(url, rows)
+    engine = db.connect(url)
+    relabelled = next(t for t, label in rows if label == "review")
+    db.save_feedback(engine, relabelled, "review", "other")
+    db.save_feedback(engine, "my parcel never showed up, sort it out", "other", "queries_related_to_order")
+    engine.dispose()
+    artifacts = settings_env / "artifacts"
+    assert prepare_data.main(["--database-url", url, "--no-augment"]) == 0
+    splits = read_splits(artifacts)
+    train = dict(zip(splits["train"]["text"], splits["train"]["label"]))
+    assert train["my parcel never showed up, sort it out"] == "queries_related_to_order"
+    assert train[relabelled] == "other"
+    for name in ("val", "test"):
+        assert relabelled not in set(splits[name]["text"])
+    assert prepare_data.main(["--database-url", url, "--no-augment", "--no-feedback"]) == 0
+    assert "my parcel never showed up, sort it out" not in set(read_splits(artifacts)["train"]["text"])
+
+
+@pytest.mark.parametrize(
+    "rows, expected",
+    [
+        ([], "is empty: run `python load_to_mysql.py`"),
+        ([(f"message number {w} about things", "only") for w in "abcdefgh"], "at least 2 labels"),
+        ([(f"{w} {w * 2} {w * 3} quick brown", "big") for w in "abcdefghij"]
+         + [("track my parcel", "tiny"), ("where is the parcel now", "tiny")], "'tiny' (2 rows, 2 distinct groups)"),
+    ],
+    ids=["empty", "single-label", "too-few-groups"],
+)
+def test_bad_input_fails_with_one_clear_line(settings_env, capsys, rows, expected) -> None:
+    url = f"sqlite:///{settings_env / 'bad.db'}"
+    db.connect(url).dispose()
+    if rows:
+        insert_messages(url, rows)
+    assert run_cli(prepare_data.main, ["--database-url", url]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and expected in errors[0]
+    assert not (settings_env / "artifacts" / "splits").exists()

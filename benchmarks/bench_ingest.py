@@ -1,0 +1,85 @@
+"""Benchmark of stage 1's PII masking: raw seed CSV -> messages per second (printed, nothing written).
+
+Measures (1) the seed project's approach, one `AnalyzerEngine.analyze` + `AnonymizerEngine` call per
+message with the full spaCy pipeline and every default recognizer, on a sample; and (2) stage 1's
+batched masker on the whole file with N_PROCESS workers. Both run under the same machine load, so
+their ratio is the fair number when other jobs share the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from config import get_settings  # noqa: E402
+from ingest_clean import clean_rows, mask_rows, read_raw  # noqa: E402
+from intent_pipeline.io import run_cli  # noqa: E402
+from preprocess import clean_text, get_masker, offline_tld_extractor  # noqa: E402
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    settings = get_settings()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--input", type=Path, default=settings.raw_data_file, help="raw CSV (default: RAW_DATA_FILE)")
+    parser.add_argument("--n-process", type=int, default=settings.n_process, help="worker processes (N_PROCESS)")
+    parser.add_argument("--rows", type=int, default=0, help="use only the first N rows (0 = the whole file)")
+    parser.add_argument("--baseline-sample", type=int, default=200, help="messages for the per-message baseline (0 = skip)")
+    return parser.parse_args(argv)
+
+
+def seed_style_baseline(texts: list[str], spacy_model: str) -> float:
+    """Messages/s of the per-message approach: full spaCy pipeline, default recognizers, anonymizer."""
+    import tldextract
+    from presidio_analyzer import AnalyzerEngine
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+    from presidio_anonymizer import AnonymizerEngine
+
+    # The default email recognizer would fetch the public suffix list; keep the baseline offline too.
+    tldextract.tldextract.TLD_EXTRACTOR = offline_tld_extractor()
+    provider = NlpEngineProvider(nlp_configuration={
+        "nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": spacy_model}],
+    })
+    analyzer = AnalyzerEngine(nlp_engine=provider.create_engine())
+    anonymizer = AnonymizerEngine()
+    start = time.perf_counter()
+    for text in texts:
+        anonymizer.anonymize(text=text, analyzer_results=analyzer.analyze(text=text, language="en"))
+    return len(texts) / (time.perf_counter() - start)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = get_settings()
+    rows, _ = read_raw(args.input)
+    if args.rows:
+        rows = rows.head(args.rows)
+    print(f"cpus: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}, n_process: {args.n_process}")
+
+    if args.baseline_sample:
+        sample = [clean_text(t) for t in rows["raw_text"].sample(args.baseline_sample, random_state=0)]
+        baseline = seed_style_baseline(sample, settings.spacy_model)
+        print(f"per-message baseline: {baseline:.0f} msgs/s ({len(sample)} messages, 1 process)")
+
+    start = time.perf_counter()
+    get_masker(settings.spacy_model)
+    load_s = time.perf_counter() - start
+    start, cpu_start = time.perf_counter(), time.process_time()
+    cleaned = clean_rows(rows, settings.max_text_chars, skipped=__import__("collections").Counter())
+    masked, _, pii = mask_rows(cleaned, settings.spacy_model, args.n_process, progress=True)
+    mask_s = time.perf_counter() - start
+    rate = len(masked) / mask_s
+    print(f"stage 1 masker: {rate:.0f} msgs/s ({len(masked)} messages in {mask_s:.1f} s, model load {load_s:.1f} s "
+          f"not included; end to end {len(masked) / (mask_s + load_s):.0f} msgs/s); PII found: {dict(pii)}")
+    if args.baseline_sample:
+        print(f"speed-up over the per-message baseline: {rate / baseline:.1f}x (target >= 10x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,414 @@
+"""Text cleaning and PII masking shared by stage 1, the app and the API: raw message -> masked message.
+
+`clean_text()` normalises a message (Unicode NFKC, control and zero-width characters removed,
+whitespace folded). `PiiMasker` then replaces personal data with typed placeholders, using spaCy
+NER (names, places) and Presidio recognizers chosen for chat messages:
+
+| placeholder     | found by                                                                 |
+| --------------- | ------------------------------------------------------------------------ |
+| `[PERSON]`      | spaCy NER (PERSON), via Presidio's SpacyRecognizer                       |
+| `[LOCATION]`    | spaCy NER (GPE, LOC, FAC)                                                |
+| `[EMAIL]`       | Presidio EmailRecognizer (tldextract's bundled suffix list, no network)  |
+| `[PHONE]`       | Presidio PhoneRecognizer (libphonenumber; US, GB, DE, FR, IN, CA, ...)    |
+| `[CREDIT_CARD]` | Presidio CreditCardRecognizer (Luhn-checked)                              |
+| `[IBAN]`        | Presidio IbanRecognizer (checksum-validated)                             |
+| `[US_SSN]`      | Presidio UsSsnRecognizer                                                 |
+| `[IP_ADDRESS]`  | Presidio IpRecognizer                                                    |
+| `[URL]`         | URL regex below (scheme, `www.` or a common TLD)                         |
+| `[ORDER_ID]`, `[INVOICE_ID]`, `[BILL_ID]` | ID regexes below: the number after "order"/"invoice"/"bill" (the keyword stays), `INV-123...`, `#1234...` |
+
+Only the value is replaced, so `purchase order# 9511291.` becomes `purchase order# [ORDER_ID].`
+Deliberately left out: UK NHS, date, bank-number and driver-licence recognizers, whose patterns read
+US phone numbers, dates and amounts as PII; and NER labels ORG/NORP/DATE (product words such as
+"Pro" or "Premium" would be masked). Seed-data intent words are tested to stay unmasked.
+
+Raw PII values never leave this module in clear: `MaskResult.entities` holds offsets, and
+`PiiDigests` keeps salted SHA-256 digests that `find_leaked_pii()` uses to scan files for leaks.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import multiprocessing
+import re
+import secrets
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from intent_pipeline.io import PipelineError, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+PLACEHOLDERS = {
+    "PERSON": "[PERSON]",
+    "LOCATION": "[LOCATION]",
+    "EMAIL_ADDRESS": "[EMAIL]",
+    "PHONE_NUMBER": "[PHONE]",
+    "CREDIT_CARD": "[CREDIT_CARD]",
+    "IBAN_CODE": "[IBAN]",
+    "US_SSN": "[US_SSN]",
+    "IP_ADDRESS": "[IP_ADDRESS]",
+    "URL": "[URL]",
+    "ORDER_ID": "[ORDER_ID]",
+    "INVOICE_ID": "[INVOICE_ID]",
+    "BILL_ID": "[BILL_ID]",
+}
+# Presidio's pattern scores: phone matches start at 0.4, SpaCy entities 0.85, validated cards and
+# IBANs 1.0; the weak SSN patterns (0.05) and unvalidated guesses stay below this line.
+SCORE_THRESHOLD = 0.4
+NER_LABELS = {"PERSON": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION"}
+# Words spaCy's small model tags as a name or place in capitalised support messages; none of them is
+# personal data, and masking them would erase the intent ("Premium account", "Cancel my order").
+NOT_PII_WORDS = frozenset(
+    """pro premium standard basic gold platinum business corporate cancel refund order invoice bill
+    account newsletter support customer service delivery shipping payment paypal visa mastercard
+    amazon apple google delete switch""".split()
+)
+LANGUAGE = "en"
+_NER_TYPES = frozenset(NER_LABELS.values())
+_ID_TYPES = frozenset({"ORDER_ID", "INVOICE_ID", "BILL_ID"})
+# Recognizers that cannot match a text lacking these characters are skipped for it: most chat
+# messages have no digit, '@' or dotted name, and the phone/IBAN/card matchers dominate the cost.
+_DIGIT_TYPES = ("PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", *sorted(_ID_TYPES))
+_HAS_DIGIT = re.compile(r"\d")
+_HAS_DOMAIN = re.compile(r"\w\.\w")
+_SPACES = re.compile(r"\s+")
+_ID_VALUE = r"(?P<value>(?:[A-Za-z]{1,4}-?)?\d[\w-]{3,})(?<![-_])\b"
+_KEYWORD_ID = re.compile(
+    r"(?i)\b(?P<kw>order|purchase|invoice|bill)\b(?:\s+(?:number|no\.?|num|nr\.?|id|ref(?:erence)?))?\s*[#:]?\s*#?\s*"
+    + _ID_VALUE
+)
+_KEYWORD_ENTITY = {"order": "ORDER_ID", "purchase": "ORDER_ID", "invoice": "INVOICE_ID", "bill": "BILL_ID"}
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(?i)\b(?P<value>INV-?\d{4,})\b"), "INVOICE_ID"),
+    (re.compile(r"(?i)\b(?P<value>(?:ORD|PO)-?\d{4,})\b"), "ORDER_ID"),
+    (re.compile(r"(?<![\w#])(?P<value>#\s?\d{4,})\b"), "ORDER_ID"),
+    (
+        re.compile(
+            r"(?i)(?P<value>\b(?:https?://|www\.)[^\s<>\"']+"
+            r"|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|net|org|io|co|uk|de|fr|es|it|nl|info|biz|us|ca|au|eu|"
+            r"app|dev|shop|store)\b(?:/[^\s<>\"']*)?)"
+        ),
+        "URL",
+    ),
+)
+_URL_TRAILING = ".,;:!?)]}'\""
+
+
+@dataclass(frozen=True)
+class PiiEntity:
+    """One masked span, as offsets into the text given to `mask()` (the raw value itself is not kept)."""
+
+    entity_type: str
+    start: int
+    end: int
+    score: float
+
+
+@dataclass
+class MaskResult:
+    text: str  # the masked text
+    entities: list[PiiEntity] = field(default_factory=list)
+
+    @property
+    def counts(self) -> Counter:
+        return Counter(e.entity_type for e in self.entities)
+
+
+def clean_text(text: object) -> str:
+    """Unicode NFKC, control/format characters dropped, whitespace folded to single spaces."""
+    text = unicodedata.normalize("NFKC", "" if text is None else str(text))
+    kept = []
+    for char in text:
+        category = unicodedata.category(char)
+        if category in ("Cc", "Zl", "Zp"):
+            kept.append(" ")  # tabs and line breaks separate words
+        elif category not in ("Cf", "Cs", "Co", "Cn"):
+            kept.append(char)  # zero-width and unassigned characters vanish without a trace
+    return _SPACES.sub(" ", "".join(kept)).strip()
+
+
+@functools.lru_cache(maxsize=1)
+def offline_tld_extractor():
+    """tldextract's default extractor fetches the public suffix list over the network on first use
+    (Presidio's email check calls it); an empty URL list uses the snapshot bundled with the package."""
+    import tldextract
+
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+
+def _build_analyzer(spacy_model: str):
+    """Presidio AnalyzerEngine with the recognizers in the module docstring, fully offline."""
+    import spacy
+    from presidio_analyzer import AnalyzerEngine, EntityRecognizer, RecognizerRegistry, RecognizerResult
+    from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+    from presidio_analyzer.predefined_recognizers import (
+        CreditCardRecognizer,
+        EmailRecognizer,
+        IbanRecognizer,
+        IpRecognizer,
+        PhoneRecognizer,
+        SpacyRecognizer,
+        UsSsnRecognizer,
+    )
+
+    class OfflineEmailRecognizer(EmailRecognizer):
+        def validate_result(self, pattern_text: str) -> bool:
+            return offline_tld_extractor()(pattern_text).fqdn != ""
+
+    class RegexIdRecognizer(EntityRecognizer):
+        """Order/invoice/bill numbers and URLs: only the `value` group is reported."""
+
+        def __init__(self) -> None:
+            super().__init__(supported_entities=["ORDER_ID", "INVOICE_ID", "BILL_ID", "URL"], name="RegexIdRecognizer")
+
+        def load(self) -> None:
+            pass
+
+        def analyze(self, text, entities, nlp_artifacts=None):
+            found = []
+            for match in _KEYWORD_ID.finditer(text):
+                kind = _KEYWORD_ENTITY[match.group("kw").lower()]
+                found.append(RecognizerResult(kind, match.start("value"), match.end("value"), 0.9))
+            for pattern, kind in _PATTERNS:
+                for match in pattern.finditer(text):
+                    start, end = match.span("value")
+                    if kind == "URL":
+                        end = start + len(match.group("value").rstrip(_URL_TRAILING))
+                    found.append(RecognizerResult(kind, start, end, 0.85))
+            return [r for r in found if r.entity_type in entities]
+
+    logging.getLogger("presidio-analyzer").setLevel(logging.WARNING)  # one INFO line per recognizer otherwise
+    try:
+        nlp = spacy.load(spacy_model, exclude=["tagger", "parser", "attribute_ruler", "lemmatizer", "senter"])
+    except OSError:
+        raise PipelineError(f"spaCy model {spacy_model!r} is not installed (set SPACY_MODEL or pip install it)") from None
+    # Every other NER label (ORG, PRODUCT, CARDINAL, ...) is dropped: product and plan names are not PII.
+    ignored = sorted(set(nlp.get_pipe("ner").labels) - set(NER_LABELS))
+    ner_config = NerModelConfiguration(model_to_presidio_entity_mapping=NER_LABELS, labels_to_ignore=ignored)
+    nlp_engine = SpacyNlpEngine(models=[{"lang_code": LANGUAGE, "model_name": spacy_model}], ner_model_configuration=ner_config)
+    nlp_engine.nlp = {LANGUAGE: nlp}  # loaded above with only NER: no load() and its download fallback
+    recognizers = [
+        SpacyRecognizer(supported_entities=["PERSON", "LOCATION"]),
+        OfflineEmailRecognizer(),
+        PhoneRecognizer(),
+        CreditCardRecognizer(),
+        IbanRecognizer(),
+        UsSsnRecognizer(),
+        IpRecognizer(),
+        RegexIdRecognizer(),
+    ]
+    registry = RecognizerRegistry(recognizers=recognizers, supported_languages=[LANGUAGE])
+    return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=[LANGUAGE])
+
+
+def _is_ner_false_positive(value: str) -> bool:
+    words = [w.strip(".,'!?") for w in value.lower().split()]
+    return all(w in NOT_PII_WORDS for w in words if w)
+
+
+def _resolve_overlaps(results: list, text: str) -> list[PiiEntity]:
+    """Pattern matches beat NER spans they overlap (`bill INV-123` is a bill id, not a name); then the
+    longest span wins (an email beats the domain inside it), then the surest."""
+    chosen: list[PiiEntity] = []
+    def priority(r) -> tuple:
+        # Keyword-anchored ids win ties: "purchase 113542617735902" passes the Luhn check but is an order.
+        return (r.entity_type in _NER_TYPES, -(r.end - r.start), r.entity_type not in _ID_TYPES, -r.score, r.start)
+
+    for r in sorted(results, key=priority):
+        if r.entity_type in _NER_TYPES and _is_ner_false_positive(text[r.start : r.end]):
+            continue
+        if all(r.end <= c.start or r.start >= c.end for c in chosen):
+            chosen.append(PiiEntity(r.entity_type, r.start, r.end, round(float(r.score), 3)))
+    return sorted(chosen, key=lambda e: e.start)
+
+
+def _apply(text: str, entities: list[PiiEntity]) -> str:
+    parts, cursor = [], 0
+    for entity in entities:
+        parts.append(text[cursor : entity.start])
+        parts.append(PLACEHOLDERS[entity.entity_type])
+        cursor = entity.end
+    parts.append(text[cursor:])
+    return "".join(parts)
+
+
+class PiiMasker:
+    """Replaces PII with typed placeholders; build it once (`get_masker`) and reuse it."""
+
+    def __init__(self, spacy_model: str, score_threshold: float = SCORE_THRESHOLD) -> None:
+        self.spacy_model = spacy_model
+        self.score_threshold = score_threshold
+        self.analyzer = _build_analyzer(spacy_model)
+
+    @staticmethod
+    def _entities_for(text: str) -> list[str]:
+        wanted = ["PERSON", "LOCATION"]
+        if _HAS_DIGIT.search(text):
+            wanted += _DIGIT_TYPES
+        if "@" in text:
+            wanted.append("EMAIL_ADDRESS")
+        if _HAS_DOMAIN.search(text):
+            wanted.append("URL")
+        return wanted
+
+    def _mask_with_artifacts(self, text: str, artifacts) -> MaskResult:
+        results = self.analyzer.analyze(
+            text, LANGUAGE, entities=self._entities_for(text), score_threshold=self.score_threshold, nlp_artifacts=artifacts
+        )
+        entities = _resolve_overlaps(results, text)
+        return MaskResult(_apply(text, entities), entities)
+
+    def mask(self, text: str) -> MaskResult:
+        """Mask one message (already cleaned with `clean_text`)."""
+        if not text:
+            return MaskResult(text)
+        artifacts = self.analyzer.nlp_engine.process_text(text, LANGUAGE)
+        return self._mask_with_artifacts(text, artifacts)
+
+    def _mask_serial(self, texts: Sequence[str], progress: tqdm | None = None) -> list[MaskResult]:
+        out = []
+        batches = self.analyzer.nlp_engine.process_batch(list(texts), LANGUAGE, batch_size=256)
+        for text, artifacts in batches:
+            out.append(self._mask_with_artifacts(text, artifacts) if text else MaskResult(text))
+            if progress is not None:
+                progress.update(1)
+        return out
+
+    def mask_batch(
+        self, texts: Sequence[str], n_process: int = 1, progress: bool = False, chunk_size: int = 500
+    ) -> list[MaskResult]:
+        """Mask many messages: identical texts are masked once; `n_process` > 1 forks worker processes."""
+        unique = list(dict.fromkeys(texts))
+        bar = tqdm(total=len(unique), desc="masking PII", unit="msg", disable=not progress)
+        with bar:
+            if n_process <= 1 or len(unique) < 2 * chunk_size:
+                masked = self._mask_serial(unique, bar)
+            else:
+                masked = self._mask_parallel(unique, n_process, chunk_size, bar)
+        by_text = dict(zip(unique, masked))
+        return [by_text[t] for t in texts]
+
+    def _mask_parallel(self, texts: list[str], n_process: int, chunk_size: int, bar: tqdm) -> list[MaskResult]:
+        chunks = [texts[i : i + chunk_size] for i in range(0, len(texts), chunk_size)]
+        # Fork shares this already-loaded masker with the workers (no model reload per process).
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        out: list[MaskResult] = []
+        global _worker_masker
+        _worker_masker = self  # forked workers inherit it; spawned ones build their own
+        with context.Pool(n_process, initializer=_init_worker, initargs=(self.spacy_model,)) as pool:
+            for result in pool.imap(_mask_chunk, chunks):
+                out.extend(result)
+                bar.update(len(result))
+        return out
+
+
+_worker_masker: PiiMasker | None = None
+
+
+def _init_worker(spacy_model: str) -> None:
+    global _worker_masker
+    if _worker_masker is None or _worker_masker.spacy_model != spacy_model:
+        _worker_masker = get_masker(spacy_model)
+
+
+def _mask_chunk(texts: list[str]) -> list[MaskResult]:
+    assert _worker_masker is not None
+    return _worker_masker._mask_serial(texts)
+
+
+@functools.lru_cache(maxsize=4)
+def get_masker(spacy_model: str) -> PiiMasker:
+    """The masker for `spacy_model`, built once per process (loading spaCy + Presidio takes seconds)."""
+    return PiiMasker(spacy_model)
+
+
+# ---- salted digests of raw PII values, and leak scanning ---------------------------------------
+
+_TOKEN_SPLIT = re.compile(r"[\s,;|\"<>\\]+")
+_EDGE = "()[]{}.,;:!?'\"`*_-"
+
+
+def _tokens(text: str) -> list[str]:
+    return [t for t in _TOKEN_SPLIT.split(text.lower()) if t]
+
+
+def _canonical(text: str) -> str:
+    """The form that is hashed: lower-case tokens joined by one space, edge punctuation stripped."""
+    return " ".join(_tokens(text)).strip(_EDGE)
+
+
+def _digest(salt: str, value: str) -> str:
+    return hashlib.sha256((salt + value).encode("utf-8")).hexdigest()
+
+
+class PiiDigests:
+    """Collects salted SHA-256 digests of raw PII values; raw values are never stored."""
+
+    def __init__(self, salt: str | None = None) -> None:
+        self.salt = salt or secrets.token_hex(16)
+        self.by_digest: dict[str, str] = {}
+        self.max_tokens = 1
+
+    def add(self, entity_type: str, raw_value: str) -> None:
+        canonical = _canonical(raw_value)
+        if canonical:
+            self.by_digest[_digest(self.salt, canonical)] = entity_type
+            self.max_tokens = max(self.max_tokens, len(canonical.split(" ")))
+
+    def add_result(self, original: str, result: MaskResult) -> None:
+        for entity in result.entities:
+            self.add(entity.entity_type, original[entity.start : entity.end])
+
+    def save(self, path: Path) -> None:
+        write_json_atomic(path, {
+            "algorithm": "sha256(salt + value); value = lower-case, whitespace-folded, edge punctuation stripped",
+            "salt": self.salt,
+            "max_tokens": self.max_tokens,
+            "counts": dict(Counter(self.by_digest.values())),
+            "values": [{"type": t, "digest": d} for d, t in sorted(self.by_digest.items())],
+        })
+
+    @classmethod
+    def load(cls, path: Path | str) -> "PiiDigests":
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            digests = cls(data["salt"])
+            digests.by_digest = {v["digest"]: v["type"] for v in data["values"]}
+            digests.max_tokens = int(data.get("max_tokens", 1))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise PipelineError(f"cannot read PII digests at {path} ({exc}): re-run `python ingest_clean.py`") from None
+        return digests
+
+    def leaked_types(self, text: str) -> set[str]:
+        """Types of stored values that occur in `text` (as whole tokens or token n-grams)."""
+        tokens, found = _tokens(text), set()
+        for n in range(1, self.max_tokens + 1):
+            for i in range(len(tokens) - n + 1):
+                kind = self.by_digest.get(_digest(self.salt, " ".join(tokens[i : i + n]).strip(_EDGE)))
+                if kind:
+                    found.add(kind)
+        return found
+
+
+def find_leaked_pii(texts_or_files: Iterable[str | Path], pii_values_path: Path | str) -> list[str]:
+    """Sorted entity types of raw PII values (from stage 1's `pii_values.json`) found in the inputs.
+
+    A `Path` is read as a file (undecodable bytes ignored); a `str` is scanned as text. Note that
+    single-word names also occur in tokenizer vocabularies: scan text files, not `vocab.txt`.
+    """
+    digests = PiiDigests.load(pii_values_path)
+    found: set[str] = set()
+    for item in texts_or_files:
+        text = item.read_text(encoding="utf-8", errors="ignore") if isinstance(item, Path) else item
+        found |= digests.leaked_types(text)
+    return sorted(found)

@@ -1,0 +1,211 @@
+"""Stage 1 with the real spaCy + Presidio masker: PII types, false positives, inputs, bad inputs, atomicity."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import ingest_clean
+import preprocess
+from intent_pipeline.io import run_cli
+from preprocess import clean_text, find_leaked_pii
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# (raw value, placeholder, sentence): every supported type, planted in a chat-like message.
+PLANTED = [
+    ("John Smith", "[PERSON]", "Hi, this is John Smith, where is my parcel?"),
+    ("Boston", "[LOCATION]", "I moved to Boston last week, update my address."),
+    ("jane.doe@example.co.uk", "[EMAIL]", "Send the receipt to jane.doe@example.co.uk please."),
+    ("(212) 555-0142", "[PHONE]", "Call me back at (212) 555-0142 today."),
+    ("4111 1111 1111 1111", "[CREDIT_CARD]", "Charge card 4111 1111 1111 1111 again."),
+    ("DE89 3704 0044 0532 0130 00", "[IBAN]", "Refund to IBAN DE89 3704 0044 0532 0130 00 thanks."),
+    ("536-22-8741", "[US_SSN]", "My SSN is 536-22-8741 for the tax form."),
+    ("192.168.14.20", "[IP_ADDRESS]", "Login fails from 192.168.14.20 every time."),
+    ("https://shop.example.com/track?id=77", "[URL]", "The page https://shop.example.com/track?id=77 is broken."),
+    ("9511291", "[ORDER_ID]", "Is it possible to see the eta of the purchase order# 9511291?"),
+    ("INV-3583557", "[INVOICE_ID]", "Show me invoice INV-3583557."),
+    ("85632", "[BILL_ID]", "Get bill# 85632."),
+]
+
+# Seed-style intent sentences that must come out unchanged (no false positives).
+ORDINARY = [
+    "Open pro account for wife.",
+    "Switch to the premium account.",
+    "Cancel Premium subscription.",
+    "Delete my standard account.",
+    "I paid $1234.56 on 2023-10-12 for orders over$ 99?",
+    "Can you share your store business hours today?",
+    "Help canceling my corporate newsletter subscription.",
+    "what is the theory of relativity?",
+]
+
+
+@pytest.mark.parametrize("raw, placeholder, sentence", PLANTED, ids=[p[1] for p in PLANTED])
+def test_planted_pii_is_masked(masker, raw: str, placeholder: str, sentence: str) -> None:
+    result = masker.mask(clean_text(sentence))
+    assert raw not in result.text
+    assert placeholder in result.text
+
+
+def test_ordinary_intent_sentences_stay_unmasked(masker) -> None:
+    assert [r.text for r in masker.mask_batch(ORDINARY)] == ORDINARY
+
+
+def test_us_phone_is_a_phone_not_a_uk_nhs_number(masker) -> None:
+    result = masker.mask("my number is 2125550142")
+    assert result.text == "my number is [PHONE]"
+    assert [e.entity_type for e in result.entities] == ["PHONE_NUMBER"]
+
+
+def test_ids_keep_their_keyword_and_beat_card_and_name_matches(masker) -> None:
+    # 113542617735902 passes the Luhn check and "bill INV-..." looks like a name to spaCy.
+    assert masker.mask("Cancel purchase 113542617735902.").text == "Cancel purchase [ORDER_ID]."
+    assert masker.mask("Check my bill INV-7681910.").text == "Check my bill [BILL_ID]."
+
+
+def test_clean_text_normalises_unicode_controls_and_whitespace() -> None:
+    assert clean_text("  Ｈｅｌｌｏ\u200b wor\u00adld\tand\r\nbye\x00 ") == "Hello world and bye"
+    assert clean_text(None) == ""
+
+
+def test_parallel_batch_matches_serial(masker) -> None:
+    texts = [f"Order {n} for Maria Garcia: call 212-555-{n:04d}" for n in range(1000, 1040)] * 2
+    serial = masker.mask_batch(texts)
+    parallel = masker.mask_batch(texts, n_process=2, chunk_size=10)
+    assert [r.text for r in parallel] == [r.text for r in serial]
+    assert all("Maria" not in r.text and "555" not in r.text for r in parallel)
+
+
+def test_email_check_makes_no_network_attempt(masker, monkeypatch: pytest.MonkeyPatch) -> None:
+    attempts: list = []
+    monkeypatch.setattr(socket.socket, "connect", lambda self, addr: attempts.append(addr))
+    preprocess.offline_tld_extractor.cache_clear()  # the next extractor is built with the guard on
+    assert masker.mask("write to ops@mail.example.org").text == "write to [EMAIL]"
+    assert attempts == []
+
+
+# ---- the stage script on small files ---------------------------------------------------------------
+
+
+def write_raw(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def run_stage(env: Path, *extra: str) -> int:
+    return run_cli(ingest_clean.main, ["--no-progress", "--n-process", "1", *extra])
+
+
+@pytest.mark.parametrize("text_col, label_col", [("message", "intent"), ("utterance", "label"), (" Query ", "Intent")])
+def test_column_variants_and_label_normalisation(settings_env: Path, masker, text_col: str, label_col: str) -> None:
+    write_raw(settings_env / "raw.csv", [text_col, label_col], [
+        ["Where is my order?", " Check_Order "],
+        ["I want my money back", "REFUND"],
+        ["Where is my order?", "check_order"],  # exact duplicate once labels are normalised
+    ])
+    assert run_stage(settings_env) == 0
+    out = pd.read_csv(settings_env / "cleaned.csv")
+    assert list(out.columns) == ["text", "label", "text_hash", "source"]
+    assert sorted(out["label"]) == ["check_order", "refund"]
+    assert all(out["text_hash"] == out["text"].map(lambda t: hashlib.sha256(t.encode()).hexdigest()))
+
+
+def test_conflicting_labels_and_duplicates_are_reported(settings_env: Path, masker) -> None:
+    write_raw(settings_env / "raw.csv", ["text", "label"], [
+        ["Get bill# 85632.", "request_bill"],
+        ["Get bill# 12588.", "request_bill"],  # identical to the first once the id is masked
+        ["help", "other"],
+        ["help", "contact_support"],
+        ["Cancel my order.", "cancel"],
+    ])
+    assert run_stage(settings_env) == 0
+    report = json.loads((settings_env / "artifacts" / "data_report.json").read_text())
+    assert report["conflicts"]["texts"] == 1 and report["conflicts"]["rows_dropped"] == 2
+    assert report["duplicates"]["identical_after_masking_only"] == 1
+    assert report["pii"]["counts"] == {"BILL_ID": 2}
+    out = pd.read_csv(settings_env / "cleaned.csv")
+    assert sorted(out["text"]) == ["Cancel my order.", "Get bill# [BILL_ID]."]
+    leaks = find_leaked_pii([settings_env / "cleaned.csv", "old bill 85632 here"], settings_env / "artifacts" / "pii_values.json")
+    assert leaks == ["BILL_ID"]  # the string leaks the raw id, the cleaned file does not
+
+
+def _error_of(capsys: pytest.CaptureFixture, env: Path) -> str:
+    assert run_stage(env) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"", "is empty"),
+    (b"text,label\n", "no usable rows"),
+    (b"foo,bar\nhello,x\n", "no text column"),
+    (b"text,category\nhello,x\n", "no label column"),
+    (b"t\xe9xt,label\nhello,x\n", "not UTF-8"),
+    (b"text,label\n\"unterminated,x\nhello,y\n", "not a readable CSV"),
+], ids=["empty", "header-only", "no-text-column", "no-label-column", "non-utf8-header", "broken-quote"])
+def test_bad_input_files_fail_with_one_line(settings_env: Path, capsys, content: bytes, expected: str) -> None:
+    (settings_env / "raw.csv").write_bytes(content)
+    (settings_env / "cleaned.csv").write_text("text,label,text_hash\nkeep me,x,0\n")
+    assert expected in _error_of(capsys, settings_env)
+    assert (settings_env / "cleaned.csv").read_text() == "text,label,text_hash\nkeep me,x,0\n"
+
+
+def test_missing_file_exits_non_zero_from_the_command_line(settings_env: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "ingest_clean.py", "--input", str(settings_env / "nope.csv")],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [f"error: input file not found: {settings_env / 'nope.csv'} "
+                                                "(set RAW_DATA_FILE or pass --input)"]
+
+
+def test_bad_rows_are_skipped_and_counted(settings_env: Path, masker) -> None:
+    huge = "a" * 100_000
+    (settings_env / "raw.csv").write_bytes(
+        b"text,label\n"
+        b"Where is my order?,check_order\n"
+        b"Caf\xe9 order broken,check_order\n"  # latin-1 byte in one row
+        b"too,many,fields,here\n"
+        b",refund\n"
+        b"No label here,\n"
+        b"Too few fields\n"
+        + f"{huge},refund\n".encode()
+        + b"I want my money back,refund\n"
+    )
+    assert run_stage(settings_env) == 0
+    report = json.loads((settings_env / "artifacts" / "data_report.json").read_text())
+    assert report["input"]["skipped"] == {
+        "empty_text": 1, "malformed": 1, "missing_label": 2, "non_utf8": 1, "too_long": 1,
+    }
+    assert report["input"]["rows_written"] == 2
+    assert huge not in (settings_env / "cleaned.csv").read_text()
+
+
+def test_crash_while_writing_keeps_the_previous_output(settings_env: Path, masker, monkeypatch) -> None:
+    write_raw(settings_env / "raw.csv", ["text", "label"], [["Where is my order?", "check_order"]])
+    previous = "text,label,text_hash\nkeep me,x,0\n"
+    (settings_env / "cleaned.csv").write_text(previous)
+
+    def half_write(self, handle, **kwargs):
+        handle.write("text,label\npartial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", half_write)
+    with pytest.raises(OSError):
+        ingest_clean.main(["--no-progress"])
+    assert (settings_env / "cleaned.csv").read_text() == previous
+    assert [p.name for p in settings_env.iterdir() if p.name.endswith(".tmp")] == []

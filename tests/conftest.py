@@ -160,3 +160,12 @@ def tiny_release(untrained_model_dir: Path, tmp_path_factory: pytest.TempPathFac
     push_model.publish(settings)
     shutil.rmtree(artifacts)  # the release is self-contained
     return root / "registry"
+
+
+@pytest.fixture(scope="session")
+def masker():
+    """The real spaCy + Presidio PII masker, loaded once per test session (it takes seconds)."""
+    import config
+    from preprocess import get_masker
+
+    return get_masker(config.get_settings().spacy_model)

@@ -114,6 +114,8 @@ def build_context() -> AppContext | None:
         engine = connect_db(settings.database_url)
     except PipelineError as exc:
         st.sidebar.warning(f"Predictions are not being logged: {exc}")
+    except Exception as exc:  # e.g. an unwritable SQLite folder: answering still matters more than logging
+        st.sidebar.warning(f"Predictions are not being logged: the database cannot be opened ({type(exc).__name__})")
     return AppContext(settings, folder, classifier, classifier.fallback, engine)
 
 

@@ -183,6 +183,18 @@ def test_model_quality_without_artifacts_explains(app_env: Path) -> None:
     assert not at.get("plotly_chart") and not at.error
 
 
+def test_latest_local_release_is_served_with_its_metrics(settings_env: Path, tiny_release: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REGISTRY_DIR", str(tiny_release))
+    release = json.loads((tiny_release / "intent-classifier" / "v1" / "release.json").read_text())
+    at = start_app()
+    sidebar = " ".join(m.value for m in at.sidebar.markdown) + " ".join(c.value for c in at.sidebar.caption)
+    assert release["version"] in sidebar and release["dataset_fingerprint"][:16] in sidebar
+    assert at.sidebar.slider(key="threshold").value == pytest.approx(0.05)  # the release's tuned threshold
+    show_view(at, "Model quality")  # metrics come from the release folder, not ARTIFACTS_DIR
+    assert metric(at, "accuracy") == "0.500" and metric(at, "ece") == "0.100"
+
+
 def test_missing_release_gives_a_helpful_page(settings_env: Path) -> None:
     at = start_app()
     assert "no release in the local registry" in at.error[0].value
@@ -263,3 +275,13 @@ def test_monitoring_summary_buckets_and_low_confidence() -> None:
     assert list(over_time["low_confidence_rate"]) == [0.5, 1.0]
     assert summary["intent_mix"].loc[pd.Timestamp("2026-01-01 10:00"), "refund"] == 1
     assert dash.monitoring_summary(logged.iloc[:0], 0.5) == {}
+
+
+def test_unreachable_database_still_answers(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "mysql+pymysql://root:s3cret@127.0.0.1:1/nowhere")
+    at = classify(start_app(), "where is my order")
+    warning = at.sidebar.warning[0].value
+    assert "not being logged" in warning and "s3cret" not in warning
+    assert not any("s3cret" in c.value for c in at.sidebar.caption) and any(":***@" in c.value for c in at.sidebar.caption)
+    assert metric(at, "Intent") in TINY_LABELS
+    assert all(b.key != "feedback_correct" for b in at.button)  # no feedback without a database

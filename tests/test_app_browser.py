@@ -88,7 +88,7 @@ def app_url(settings_env: Path, untrained_model_dir: Path, monkeypatch: pytest.M
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=5)
+            proc.wait(timeout=3)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

@@ -182,7 +182,7 @@ def splits_report(rows: pd.DataFrame, train_final: pd.DataFrame, args: argparse.
 
 
 def update_data_report(path: Path, section: dict) -> None:
-    report = read_json(path, "data report", "") if path.is_file() else {}
+    report = read_json(path, "data report", "fix or delete it, or re-run `python ingest_clean.py`") if path.is_file() else {}
     report["splits"] = section
     write_json_atomic(path, report)
 

@@ -1,0 +1,77 @@
+"""Stage 4: a tiny real fine-tune gives a loadable model; 2-process torchrun; resume; bad inputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import finetune_bert
+from intent_pipeline.io import run_cli
+from conftest import TRAINED_LABELS, write_tiny_splits
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TINY_ARGS = ["--epochs", "1", "--batch-size", "8", "--max-length", "16", "--max-train-rows", "32"]
+
+
+def test_trained_model_loads_with_labels_and_config(trained_model_dir: Path) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(trained_model_dir)
+    labels = sorted(TRAINED_LABELS)
+    assert model.config.id2label == dict(enumerate(labels))
+    assert model.config.label2id == {label: i for i, label in enumerate(labels)}
+    mapping = json.loads((trained_model_dir / "label_mapping.json").read_text())
+    assert mapping["id2label"] == {str(i): label for i, label in enumerate(labels)}
+    cfg = json.loads((trained_model_dir / "training_config.json").read_text())
+    for key in ("model_version", "dataset_fingerprint", "base_model", "max_length", "hyperparameters", "val_metrics"):
+        assert key in cfg, key
+    assert cfg["dataset_fingerprint"] == "f" * 64 and cfg["max_length"] == 32
+    assert cfg["val_metrics"]["macro_f1"] > 0.6  # well above chance (0.25) after a tiny fine-tune
+    assert (trained_model_dir / "tokenizer.json").is_file()
+    assert not list(trained_model_dir.parent.glob(".model.*"))  # no staging folder left behind
+
+
+def test_torchrun_two_processes_then_resume(tmp_path: Path) -> None:
+    artifacts = write_tiny_splits(tmp_path / "artifacts", per_label=8)
+    out = tmp_path / "model"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "finetune_bert.py", "--artifacts-dir", str(artifacts), "--output-dir", str(out), *TINY_ARGS]
+    done = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=170)
+    assert done.returncode == 0, done.stderr[-3000:]
+    cfg = json.loads((out / "training_config.json").read_text())
+    assert cfg["hyperparameters"]["world_size"] == 2
+    assert (artifacts / "checkpoints").is_dir()
+
+    # The 1-epoch run is complete, so resuming restores the checkpoint, trains nothing more and re-saves.
+    (out / "config.json").unlink()
+    assert finetune_bert.main(["--artifacts-dir", str(artifacts), "--output-dir", str(out), "--resume", *TINY_ARGS]) == 0
+    assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
+
+
+def test_missing_stage3_artifacts_name_the_fix(tmp_path: Path, capsys) -> None:
+    assert run_cli(finetune_bert.main, ["--artifacts-dir", str(tmp_path), "--output-dir", str(tmp_path / "m")]) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error: ") and "train.csv" in error and "prepare_data.py" in error
+    assert not (tmp_path / "m").exists()
+
+
+def test_resume_without_checkpoint_and_bad_base_model(tmp_path: Path, capsys) -> None:
+    artifacts = write_tiny_splits(tmp_path / "artifacts", per_label=4)
+    common = ["--artifacts-dir", str(artifacts), "--output-dir", str(tmp_path / "m"), *TINY_ARGS]
+    assert run_cli(finetune_bert.main, [*common, "--resume"]) == 1
+    assert "no checkpoint" in capsys.readouterr().err
+    missing = str(tmp_path / "no-such-model")
+    assert run_cli(finetune_bert.main, [*common, "--base-model", missing]) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error: BASE_MODEL") and missing in error and "set BASE_MODEL" in error
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("bad", [["--epochs", "0"], ["--lr", "-1"]])
+def test_bad_hyperparameters_are_refused(tmp_path: Path, capsys, bad) -> None:
+    assert run_cli(finetune_bert.main, ["--artifacts-dir", str(tmp_path), *bad]) == 1
+    assert "must be positive" in capsys.readouterr().err

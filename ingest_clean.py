@@ -32,12 +32,10 @@ import pandas as pd
 
 from config import get_settings
 from intent_pipeline.io import PipelineError, run_cli, setup_logging, write_csv_atomic, write_json_atomic
-from preprocess import PiiDigests, clean_text, get_masker
+from preprocess import LABEL_COLUMNS, TEXT_COLUMNS, PiiDigests, clean_text, find_column, get_masker
 
 log = logging.getLogger("ingest_clean")
 
-TEXT_COLUMNS = ("text", "query", "message", "utterance")
-LABEL_COLUMNS = ("label", "intent")
 OUTPUT_COLUMNS = ["text", "label", "text_hash", "source"]
 REPORT_FILE = "data_report.json"
 PII_VALUES_FILE = "pii_values.json"
@@ -64,18 +62,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser.parse_args(argv)
-
-
-def pick_column(columns: Sequence[str], candidates: Sequence[str], what: str, path: Path) -> str:
-    """The first column whose trimmed, lower-cased name is one of `candidates`."""
-    by_name = {str(c).strip().lower(): c for c in columns}
-    for name in candidates:
-        if name in by_name:
-            return by_name[name]
-    raise PipelineError(
-        f"{path} has no {what} column: found {', '.join(map(str, columns)) or 'none'}; "
-        f"expected one of {', '.join(candidates)}"
-    )
 
 
 def read_raw(path: Path) -> tuple[pd.DataFrame, Counter]:
@@ -110,8 +96,8 @@ def read_raw(path: Path) -> tuple[pd.DataFrame, Counter]:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PipelineError(f"{path} is not a readable CSV file: {reason}") from None
     frame = frame.fillna("")  # short rows leave their missing fields empty: counted as such below
-    text_col = pick_column(frame.columns, TEXT_COLUMNS, "text", path)
-    label_col = pick_column(frame.columns, LABEL_COLUMNS, "label", path)
+    text_col = find_column(frame.columns, TEXT_COLUMNS, "text", str(path))
+    label_col = find_column(frame.columns, LABEL_COLUMNS, "label", str(path))
     source_col = next((c for c in frame.columns if str(c).strip().lower() == "source"), None)
     rows = pd.DataFrame({
         "raw_text": frame[text_col],

@@ -47,6 +47,9 @@ from intent_pipeline.io import PipelineError, write_json_atomic
 
 log = logging.getLogger(__name__)
 
+# Column names accepted for message text and intent label in uploaded or raw CSV files.
+TEXT_COLUMNS = ("text", "query", "message", "utterance")
+LABEL_COLUMNS = ("label", "intent")
 PLACEHOLDERS = {
     "PERSON": "[PERSON]",
     "LOCATION": "[LOCATION]",
@@ -101,6 +104,18 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
 )
 _URL_TRAILING = ".,;:!?)]}'\""
+
+
+def find_column(columns: Sequence[object], candidates: Sequence[str], what: str, where: str = "the CSV") -> str:
+    """The first column whose trimmed, lower-cased name is one of `candidates` (in their order)."""
+    by_name = {str(c).strip().lower(): c for c in columns}
+    for name in candidates:
+        if name in by_name:
+            return by_name[name]
+    raise PipelineError(
+        f"{where} has no {what} column: found {', '.join(map(str, columns)) or 'none'}; "
+        f"expected one of {', '.join(candidates)}"
+    )
 
 
 @dataclass(frozen=True)
@@ -251,7 +266,7 @@ class PiiMasker:
 
     @staticmethod
     def _entities_for(text: str) -> list[str]:
-        wanted = ["PERSON", "LOCATION"]
+        wanted = list(_NER_TYPES)
         if _HAS_DIGIT.search(text):
             wanted += _DIGIT_TYPES
         if "@" in text:
@@ -260,25 +275,26 @@ class PiiMasker:
             wanted.append("URL")
         return wanted
 
-    def _mask_with_artifacts(self, text: str, artifacts) -> MaskResult:
+    def _mask_doc(self, doc) -> MaskResult:
+        text, wanted = doc.text, self._entities_for(doc.text)
+        if len(wanted) == len(_NER_TYPES) and not any(e.label_ in NER_LABELS for e in doc.ents):
+            return MaskResult(text)  # no recognizer could report anything: skip Presidio's per-text overhead
+        nlp_engine = self.analyzer.nlp_engine
+        artifacts = nlp_engine._doc_to_nlp_artifact(doc, LANGUAGE)  # what process_batch does per doc
         results = self.analyzer.analyze(
-            text, LANGUAGE, entities=self._entities_for(text), score_threshold=self.score_threshold, nlp_artifacts=artifacts
+            text, LANGUAGE, entities=wanted, score_threshold=self.score_threshold, nlp_artifacts=artifacts
         )
         entities = _resolve_overlaps(results, text)
         return MaskResult(_apply(text, entities), entities)
 
     def mask(self, text: str) -> MaskResult:
         """Mask one message (already cleaned with `clean_text`)."""
-        if not text:
-            return MaskResult(text)
-        artifacts = self.analyzer.nlp_engine.process_text(text, LANGUAGE)
-        return self._mask_with_artifacts(text, artifacts)
+        return self._mask_doc(self.analyzer.nlp_engine.get_nlp(LANGUAGE)(text)) if text else MaskResult(text)
 
     def _mask_serial(self, texts: Sequence[str], progress: tqdm | None = None) -> list[MaskResult]:
         out = []
-        batches = self.analyzer.nlp_engine.process_batch(list(texts), LANGUAGE, batch_size=256)
-        for text, artifacts in batches:
-            out.append(self._mask_with_artifacts(text, artifacts) if text else MaskResult(text))
+        for doc in self.analyzer.nlp_engine.get_nlp(LANGUAGE).pipe(texts, batch_size=256):
+            out.append(self._mask_doc(doc) if doc.text else MaskResult(doc.text))
             if progress is not None:
                 progress.update(1)
         return out

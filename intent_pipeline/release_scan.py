@@ -41,14 +41,21 @@ def _plotly_js_digest() -> str:
 
 
 def _vocab_matches_base(folder: Path, settings: Settings) -> bool:
-    """True when the release tokenizer's vocabulary is exactly the base model's (no tokens from our data)."""
+    """True when the release tokenizer's vocabulary is exactly its base model's (no tokens from our data)."""
+    import json
+
     from transformers import AutoTokenizer
 
+    training_config = folder / "training_config.json"
+    base_model = settings.base_model
+    if training_config.is_file():
+        base_model = json.loads(training_config.read_text(encoding="utf-8")).get("base_model") or base_model
     try:
         ours = AutoTokenizer.from_pretrained(folder).get_vocab()
-        base = AutoTokenizer.from_pretrained(settings.base_model).get_vocab()
-    except (OSError, ValueError) as exc:
-        log.warning("cannot compare the tokenizer with the base model (%s): scanning its files too", exc)
+        base = AutoTokenizer.from_pretrained(base_model).get_vocab()
+    except Exception as exc:  # any failure only costs the exemption: the files are then scanned
+        log.warning("cannot compare the tokenizer with base model %s (%s): scanning its files too",
+                    base_model, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return False
     return ours == base
 

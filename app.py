@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 VIEWS = ("Predict", "Batch", "Model quality", "Monitoring & feedback")
 MAX_BATCH_ROWS = 5000
 MONITOR_ROWS = 50_000
+# One intra-op thread: a single short message gains nothing from more, and on a small shared CPU
+# (2 cores here, Streamlit Cloud) extra threads contend with spaCy and the server (measured: 30 ms
+# vs 300 ms per message under load; see benchmarks/bench_app.py).
+MODEL_THREADS = 1
 HOW_TO_RELEASE = (
     "Build and release a model first:\n\n"
     "```\npython run_pipeline.py --no-app\n```\n"
@@ -71,14 +75,19 @@ def release_folder(source: str, registry_dir: str, repo_id: str, _settings: conf
 
 @st.cache_resource(show_spinner="Loading the model ...")
 def load_classifier(folder: str, backend: str, fallback_label: str) -> IntentClassifier:
-    return IntentClassifier.load(folder, fallback_label=fallback_label, backend=backend)
+    classifier = IntentClassifier.load(folder, fallback_label=fallback_label, backend=backend,
+                                       num_threads=MODEL_THREADS)
+    classifier.predict(["warm up"])  # the first forward pass is slow; pay it at load, not on a user's message
+    return classifier
 
 
 @st.cache_resource(show_spinner="Loading the PII masker ...")
 def load_masker(spacy_model: str):
     import preprocess  # spaCy + Presidio: heavy, so only when the app runs
 
-    return preprocess.get_masker(spacy_model)
+    masker = preprocess.get_masker(spacy_model)
+    masker.mask("warm up for Jane at jane@example.com")
+    return masker
 
 
 @st.cache_resource(show_spinner="Connecting to the database ...")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import app  # noqa: E402  (defines the cached loaders only; importing renders nothing)
 from config import PROJECT_ROOT, get_settings  # noqa: E402
 from intent_pipeline import dashboard as dash  # noqa: E402
 from intent_pipeline.io import run_cli, setup_logging  # noqa: E402
@@ -60,7 +61,7 @@ def time_answers(folder: Path, n: int) -> None:
     settings = get_settings()
     started = time.perf_counter()
     classifier = IntentClassifier.load(folder, fallback_label=settings.fallback_label,
-                                       backend=settings.inference_backend)
+                                       backend=settings.inference_backend, num_threads=app.MODEL_THREADS)
     label = f"model load ({getattr(classifier, 'backend', 'torch')})"
     print(f"{label:<35}{time.perf_counter() - started:7.2f} s")
     started = time.perf_counter()

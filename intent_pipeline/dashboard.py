@@ -303,21 +303,29 @@ def monitoring_summary(predictions: pd.DataFrame, threshold: float) -> dict[str,
 
 # ---------------------------------------------------------------- charts
 
-def top_k_figure(prediction: Prediction):
-    import plotly.express as px
+def _bar_figure(labels: Sequence[str], values: Sequence[float], text_format: str, hover: str):
+    # graph_objects, not plotly.express: express spends ~60 ms building a 3-bar chart, on every answer.
+    import plotly.graph_objects as go
 
-    frame = top_k_frame(prediction).iloc[::-1]
-    fig = px.bar(frame, x="confidence", y="intent", orientation="h", range_x=[0, 1], text_auto=".1%")
-    fig.update_layout(height=220, margin=dict(l=10, r=10, t=10, b=10), yaxis_title=None)
+    fig = go.Figure(go.Bar(x=list(values), y=list(labels), orientation="h", texttemplate=text_format,
+                           textposition="inside", hovertemplate=hover + "<extra></extra>"))
+    fig.update_layout(xaxis_range=[0, 1], margin=dict(l=10, r=10, t=10, b=10))
+    return fig
+
+
+def top_k_figure(prediction: Prediction):
+    frame = top_k_frame(prediction).iloc[::-1]  # plotly draws the first bar at the bottom
+    fig = _bar_figure(frame["intent"], frame["confidence"], "%{x:.1%}", "%{y}: %{x:.1%}")
+    fig.update_layout(height=220, xaxis_title="confidence")
     return fig
 
 
 def per_class_figure(frame: pd.DataFrame):
-    import plotly.express as px
-
-    fig = px.bar(frame, x="f1", y="intent", orientation="h", range_x=[0, 1], text_auto=".2f",
-                 hover_data=[c for c in ("support",) if c in frame.columns])
-    fig.update_layout(height=max(300, 28 * len(frame)), margin=dict(l=10, r=10, t=10, b=10), yaxis_title=None)
+    hover = "%{y}: F1 %{x:.3f}" + (" (support %{customdata})" if "support" in frame.columns else "")
+    fig = _bar_figure(frame["intent"], frame["f1"], "%{x:.2f}", hover)
+    if "support" in frame.columns:
+        fig.update_traces(customdata=frame["support"])
+    fig.update_layout(height=max(300, 28 * len(frame)), xaxis_title="F1")
     return fig
 
 

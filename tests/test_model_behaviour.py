@@ -37,7 +37,7 @@ def test_base_sentences_are_right_with_margin(classifier: IntentClassifier) -> N
 def test_names_and_order_numbers_do_not_change_the_intent(classifier: IntentClassifier, text: str, intent: str) -> None:
     variants = [
         f"{text} 4815162",
-        f"{text}, order number 90210",
+        f"{text}, ref 90210",
         f"Hi, this is Maria Lopez. {text}",
         f"{text} for <PERSON>",
     ]

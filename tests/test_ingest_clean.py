@@ -104,7 +104,7 @@ def write_raw(path: Path, header: list[str], rows: list[list[str]]) -> Path:
     return path
 
 
-def run_stage(env: Path, *extra: str) -> int:
+def run_stage(*extra: str) -> int:
     return run_cli(ingest_clean.main, ["--no-progress", "--n-process", "1", *extra])
 
 
@@ -115,7 +115,7 @@ def test_column_variants_and_label_normalisation(settings_env: Path, masker, tex
         ["I want my money back", "REFUND"],
         ["Where is my order?", "check_order"],  # exact duplicate once labels are normalised
     ])
-    assert run_stage(settings_env) == 0
+    assert run_stage() == 0
     out = pd.read_csv(settings_env / "cleaned.csv")
     assert list(out.columns) == ["text", "label", "text_hash", "source"]
     assert sorted(out["label"]) == ["check_order", "refund"]
@@ -130,7 +130,7 @@ def test_conflicting_labels_and_duplicates_are_reported(settings_env: Path, mask
         ["help", "contact_support"],
         ["Cancel my order.", "cancel"],
     ])
-    assert run_stage(settings_env) == 0
+    assert run_stage() == 0
     report = json.loads((settings_env / "artifacts" / "data_report.json").read_text())
     assert report["conflicts"]["texts"] == 1 and report["conflicts"]["rows_dropped"] == 2
     assert report["duplicates"]["identical_after_masking_only"] == 1
@@ -141,8 +141,8 @@ def test_conflicting_labels_and_duplicates_are_reported(settings_env: Path, mask
     assert leaks == ["BILL_ID"]  # the string leaks the raw id, the cleaned file does not
 
 
-def _error_of(capsys: pytest.CaptureFixture, env: Path) -> str:
-    assert run_stage(env) == 1
+def _error_of(capsys: pytest.CaptureFixture) -> str:
+    assert run_stage() == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
     return err
@@ -159,7 +159,7 @@ def _error_of(capsys: pytest.CaptureFixture, env: Path) -> str:
 def test_bad_input_files_fail_with_one_line(settings_env: Path, capsys, content: bytes, expected: str) -> None:
     (settings_env / "raw.csv").write_bytes(content)
     (settings_env / "cleaned.csv").write_text("text,label,text_hash\nkeep me,x,0\n")
-    assert expected in _error_of(capsys, settings_env)
+    assert expected in _error_of(capsys)
     assert (settings_env / "cleaned.csv").read_text() == "text,label,text_hash\nkeep me,x,0\n"
 
 
@@ -186,7 +186,7 @@ def test_bad_rows_are_skipped_and_counted(settings_env: Path, masker) -> None:
         + f"{huge},refund\n".encode()
         + b"I want my money back,refund\n"
     )
-    assert run_stage(settings_env) == 0
+    assert run_stage() == 0
     report = json.loads((settings_env / "artifacts" / "data_report.json").read_text())
     assert report["input"]["skipped"] == {
         "empty_text": 1, "malformed": 1, "missing_label": 2, "non_utf8": 1, "too_long": 1,

@@ -114,6 +114,7 @@ class Settings:
     inference_backend: str
     max_text_chars: int
     max_batch: int
+    release_onnx: bool
     n_process: int
     fallback_label: str
     log_level: str
@@ -171,6 +172,7 @@ def get_settings() -> Settings:
         inference_backend=_env("INFERENCE_BACKEND", "torch").lower(),
         max_text_chars=int(_env_number("MAX_TEXT_CHARS", 2000)),
         max_batch=int(_env_number("MAX_BATCH", 64)),
+        release_onnx=_env_bool("RELEASE_ONNX", True),
         n_process=int(_env_number("N_PROCESS", min(2, os.cpu_count() or 1))),
         fallback_label=_env("FALLBACK_LABEL", "unknown"),
         log_level=_env("LOG_LEVEL", "INFO").upper(),

@@ -14,6 +14,7 @@ import logging
 import shutil
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from config import Settings, get_settings
 from intent_pipeline import registry
 from intent_pipeline.io import PipelineError, read_json, run_cli, setup_logging, sha256_file, write_json_atomic
 from intent_pipeline.model_card import build_model_card
+from intent_pipeline.onnx_export import ONNX_DIR, export_onnx
 from intent_pipeline.predict import RELEASE_FILE, THRESHOLDS_FILE, TRAINING_CONFIG_FILE
 from intent_pipeline.release_scan import find_leaks
 
@@ -42,6 +44,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--public", action="store_true",
                         help="create the Hub repo as public (default: private); ignored without HF_TOKEN/HF_REPO_ID")
+    parser.add_argument("--no-onnx", action="store_true",
+                        help="skip the ONNX (fp32 + int8) export into the release (default: RELEASE_ONNX)")
     parser.add_argument("--version", default=None,
                         help="release version, e.g. v7 (default: the next vN for this repo, locally and on the Hub)")
     args = parser.parse_args(argv)
@@ -113,6 +117,11 @@ def release_info(version: str, training: dict, metrics: dict, thresholds: dict, 
 def assemble(stage: Path, info: dict, training: dict, metrics: dict, thresholds: dict, settings: Settings) -> None:
     """Fill `stage` with the complete release; release.json (with every file's hash) comes last."""
     copy_release_files(stage, settings)
+    if settings.release_onnx:
+        # Exported from the staged copy, so the graphs match the exact weights being released.
+        export_onnx(stage, quantize=True)
+    elif (stage / ONNX_DIR).exists():
+        shutil.rmtree(stage / ONNX_DIR)  # graphs from an earlier export of MODEL_DIR may be stale
     build_model_card(info, metrics, training, thresholds, settings).save(stage / "README.md")
     info["files"] = {
         path.relative_to(stage).as_posix(): sha256_file(path) for path in sorted(stage.rglob("*")) if path.is_file()
@@ -172,6 +181,8 @@ def publish(settings: Settings, version: str | None = None, public: bool = False
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     settings = get_settings()
+    if args.no_onnx:
+        settings = replace(settings, release_onnx=False)
     setup_logging(settings.log_level)
     folder = publish(settings, version=args.version, public=args.public)
     where = f"Hub repo {settings.hf_repo_id} and " if settings.hf_token and settings.hf_repo_id else ""

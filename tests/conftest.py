@@ -33,6 +33,8 @@ def settings_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ARTIFACTS_DIR", str(tmp_path / "artifacts"))
     monkeypatch.setenv("MODEL_DIR", str(tmp_path / "artifacts" / "bert_intent_model"))
     monkeypatch.setenv("REGISTRY_DIR", str(tmp_path / "registry"))
+    # ONNX export adds ~30 s per release; the tests that need it turn it back on.
+    monkeypatch.setenv("RELEASE_ONNX", "false")
     for name in ("HF_TOKEN", "HF_REPO_ID", "MODEL_SOURCE", "MYSQL_HOST", "MYSQL_DB", "MYSQL_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
     return tmp_path

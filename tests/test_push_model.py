@@ -90,6 +90,17 @@ def test_local_release_end_to_end(stage6_env: Path, settings_env: Path, capsys) 
     assert classifier.predict(["where is my order"])[0].top_intent in {"check_order", "refund", "other"}
 
 
+def test_release_carries_onnx_graphs_that_serve(stage6_env: Path, settings_env: Path, monkeypatch) -> None:
+    monkeypatch.setenv("RELEASE_ONNX", "true")
+    folder = push_model.publish(config.get_settings())
+    info = json.loads((folder / "release.json").read_text())
+    assert {"onnx/model.onnx", "onnx/model.int8.onnx", "onnx/export.json"} <= set(info["files"])
+    torch_probs = IntentClassifier.load(folder).predict_proba(["where is my order", "refund please"])
+    int8 = IntentClassifier.load(folder, backend="onnx-int8")
+    assert int8.backend == "onnx-int8"  # not silently fallen back to torch
+    assert abs(int8.predict_proba(["where is my order", "refund please"]) - torch_probs).max() < 0.05
+
+
 def test_model_card_round_trips_with_eval_results(stage6_env: Path, settings_env: Path) -> None:
     folder = push_model.publish(config.get_settings(), version="v7")
     metrics = json.loads((stage6_env / "metrics.json").read_text())

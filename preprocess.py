@@ -302,7 +302,10 @@ class PiiMasker:
     def mask_batch(
         self, texts: Sequence[str], n_process: int = 1, progress: bool = False, chunk_size: int = 500
     ) -> list[MaskResult]:
-        """Mask many messages: identical texts are masked once; `n_process` > 1 forks worker processes."""
+        """Mask many messages: identical texts are masked once; `n_process` > 1 forks worker processes.
+
+        A name or place found in one message is masked wherever else it occurs in the batch.
+        """
         unique = list(dict.fromkeys(texts))
         bar = tqdm(total=len(unique), desc="masking PII", unit="msg", disable=not progress)
         with bar:
@@ -310,7 +313,7 @@ class PiiMasker:
                 masked = self._mask_serial(unique, bar)
             else:
                 masked = self._mask_parallel(unique, n_process, chunk_size, bar)
-        by_text = dict(zip(unique, masked))
+        by_text = dict(zip(unique, _mask_repeated_names(unique, masked)))
         return [by_text[t] for t in texts]
 
     def _mask_parallel(self, texts: list[str], n_process: int, chunk_size: int, bar: tqdm) -> list[MaskResult]:
@@ -326,6 +329,35 @@ class PiiMasker:
                 out.extend(result)
                 bar.update(len(result))
         return out
+
+
+def _mask_repeated_names(texts: Sequence[str], results: list[MaskResult]) -> list[MaskResult]:
+    """Mask every other occurrence of a name or place found anywhere in the batch.
+
+    spaCy's NER is context-dependent: it finds "Jones" in one sentence and misses it in the next.
+    """
+    found = {
+        text[e.start : e.end].lower(): e.entity_type
+        for text, result in zip(texts, results)
+        for e in result.entities
+        if e.entity_type in _NER_TYPES
+    }
+    if not found:
+        return results
+    alternatives = "|".join(re.escape(v) for v in sorted(found, key=len, reverse=True))
+    pattern = re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+    out = []
+    for text, result in zip(texts, results):
+        extra = [
+            PiiEntity(found[m.group(0).lower()], m.start(), m.end(), 0.5)
+            for m in pattern.finditer(text)
+            if all(m.end() <= e.start or m.start() >= e.end for e in result.entities)
+        ]
+        if extra:
+            entities = sorted(result.entities + extra, key=lambda e: e.start)
+            result = MaskResult(_apply(text, entities), entities)
+        out.append(result)
+    return out
 
 
 _worker_masker: PiiMasker | None = None

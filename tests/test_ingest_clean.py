@@ -66,6 +66,14 @@ def test_us_phone_is_a_phone_not_a_uk_nhs_number(masker) -> None:
     assert [e.entity_type for e in result.entities] == ["PHONE_NUMBER"]
 
 
+def test_a_name_found_once_is_masked_everywhere_in_the_batch(masker) -> None:
+    # Seed rows: spaCy tags "Jones" in the first and misses "Ashley Jones" in the second.
+    texts = ["Get bill from mr. Jones.", "I need assistance to download the invoices from Ashley Jones."]
+    masked = [r.text for r in masker.mask_batch(texts)]
+    assert masked[0] == "Get bill from mr. [PERSON]."
+    assert "Jones" not in masked[1] and "[PERSON]" in masked[1]
+
+
 def test_ids_keep_their_keyword_and_beat_card_and_name_matches(masker) -> None:
     # 113542617735902 passes the Luhn check and "bill INV-..." looks like a name to spaCy.
     assert masker.mask("Cancel purchase 113542617735902.").text == "Cancel purchase [ORDER_ID]."

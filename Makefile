@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: install run run-fast test bench clean
+.PHONY: install run run-fast serve test bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,11 +20,20 @@ run: $(STAMP)
 run-fast: $(STAMP)
 	$(PY) run_pipeline.py --fast $(ARGS)
 
+serve: $(STAMP)
+	$(PY) serve.py $(ARGS)
+
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Full-size measurements (minutes each); run `make run` first so a trained model and release exist.
 bench: $(STAMP)
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/bench_ingest.py
+	$(PY) benchmarks/bench_load.py
+	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_inference.py --export
+	$(PY) benchmarks/bench_app.py
+	$(PY) benchmarks/loadtest_api.py
 
 clean:
 	rm -rf artifacts/* registry data/cleaned_all.csv data/intent_pipeline.db

@@ -21,6 +21,7 @@ import pandas as pd
 from config import Settings
 from intent_pipeline.io import PipelineError
 from intent_pipeline.predict import FallbackRule, Prediction
+from preprocess import TEXT_COLUMNS, find_column
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,6 @@ SECRET_SETTINGS = {
     "DATABASE_URL": "database_url",
     "MODEL_SOURCE": "model_source",
 }
-TEXT_COLUMNS = ("text", "message", "query", "utterance", "customer_message")
 HEADLINE_METRICS = ("accuracy", "macro_f1", "weighted_f1", "ece", "fallback_rate", "coverage")
 PLOT_FILES = {"reliability": "reliability.png", "confidence histogram": "confidence_histogram.png"}
 CSV_FILES = {
@@ -121,13 +121,7 @@ def read_upload(data: bytes, max_rows: int = 0) -> pd.DataFrame:
 
 def find_text_column(columns: Sequence[str]) -> str:
     """The column holding the messages (`text`, `message`, `query`, ...; case-insensitive)."""
-    by_lower = {str(c).strip().lower(): c for c in columns}
-    for name in TEXT_COLUMNS:
-        if name in by_lower:
-            return by_lower[name]
-    raise PipelineError(
-        f"the CSV has no text column: expected one of {', '.join(TEXT_COLUMNS)}; found {', '.join(map(str, columns))}"
-    )
+    return find_column(columns, TEXT_COLUMNS, "text", "the uploaded CSV")
 
 
 def batch_frame(frame: pd.DataFrame, masked: Sequence[str], predictions: Sequence[Prediction]) -> pd.DataFrame:

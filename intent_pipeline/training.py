@@ -122,7 +122,12 @@ def weighted_trainer_class():
 def load_base_model(base_model: str, id2label: dict[int, str]):
     """Tokenizer + classification model from BASE_MODEL, or a PipelineError naming the fix."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    verbosity = hf_logging.get_verbosity()
+    # The base checkpoint has no classification head, so transformers prints a table of "MISSING"
+    # weights that reads like an error to new users; one plain log line says the same.
+    hf_logging.set_verbosity_error()
     try:
         tokenizer = AutoTokenizer.from_pretrained(base_model)
         model = AutoModelForSequenceClassification.from_pretrained(
@@ -132,12 +137,15 @@ def load_base_model(base_model: str, id2label: dict[int, str]):
             label2id={label: i for i, label in id2label.items()},
             ignore_mismatched_sizes=True,
         )
+        log.info("loaded %s with a new %d-label classification head", base_model, len(id2label))
     except (OSError, ValueError, EnvironmentError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise PipelineError(
             f"BASE_MODEL {base_model!r} cannot be loaded ({reason}): set BASE_MODEL to a local model folder or a "
             "Hugging Face BERT-family model id (unset it to use the bundled all-MiniLM-L6-v2)"
         ) from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
     return tokenizer, model
 
 

@@ -1,33 +1,27 @@
-# Two entry points: `make run` (whole pipeline on embedded defaults, then the app) and `make test`.
+# `make test` runs the suite; `make run` is `python3 run_pipeline.py` (whole pipeline, then the app).
 PYTHON ?= python3
-VENV ?= .venv
-PY := $(VENV)/bin/python
-STAMP := $(VENV)/.requirements-installed
+PY := .venv/bin/python
 
 .PHONY: install run run-fast serve test bench clean
 
-$(STAMP): requirements.txt requirements-dev.txt
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
-	@touch $(STAMP)
+# Creates .venv or re-installs when requirements*.txt changed; a no-op otherwise (intent_pipeline/venv.py).
+install:
+	@$(PYTHON) -m intent_pipeline.venv
 
-install: $(STAMP)
-
-run: $(STAMP)
+run: install
 	$(PY) run_pipeline.py $(ARGS)
 
-run-fast: $(STAMP)
+run-fast: install
 	$(PY) run_pipeline.py --fast $(ARGS)
 
-serve: $(STAMP)
+serve: install
 	$(PY) serve.py $(ARGS)
 
-test: $(STAMP)
+test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Full-size measurements (minutes each); run `make run` first so a trained model and release exist.
-bench: $(STAMP)
+bench: install
 	$(PY) benchmarks/bench_ingest.py
 	$(PY) benchmarks/bench_load.py
 	$(PY) benchmarks/bench_train.py

@@ -138,6 +138,11 @@ def mask_url(url: str) -> str:
     return f"{scheme}://{auth}@{host}"
 
 
+def child_env(**overrides: str) -> dict[str, str]:
+    """This process's environment with some settings replaced: for starting a stage or server as a child."""
+    return {**os.environ, **overrides}
+
+
 def get_settings() -> Settings:
     """Read the settings from the environment (and `.env`, loaded once, never overriding)."""
     global _dotenv_loaded

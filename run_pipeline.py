@@ -7,24 +7,36 @@ Each stage runs as its own process, exactly as a user would run it. A stage is s
 already completed with the same inputs and settings (recorded in ARTIFACTS_DIR/pipeline_state.json
 after it succeeds); every stage writes its outputs atomically, so an interrupted run leaves the
 previous outputs intact and a re-run picks up at the first stage that did not complete.
-`--force` re-runs everything; `--fast` trains briefly on a subset to show the whole flow in minutes.
+`--force` re-runs everything (do that after users gave feedback in the app, so stage 3 folds it in);
+`--fast` trains briefly on a subset to show the whole flow in minutes.
+
+On a fresh clone, `python3 run_pipeline.py` first creates `.venv` with the pinned requirements
+(intent_pipeline/venv.py) and re-runs itself there; `--no-venv` uses the current Python instead.
 """
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import json
-import logging
-import subprocess
 import sys
-import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from config import PROJECT_ROOT, Settings, get_settings
-from intent_pipeline.io import PipelineError, run_cli, setup_logging, sha256_file, write_json_atomic
+from intent_pipeline.venv import reexec_in_venv, running_in_venv  # standard library only
+
+if __name__ == "__main__" and not running_in_venv() and "--no-venv" not in sys.argv:
+    # A fresh clone has only Python and pip: create .venv with the pinned requirements, run in it.
+    reexec_in_venv(Path(__file__).resolve(), sys.argv[1:])
+
+import argparse  # noqa: E402
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+from config import PROJECT_ROOT, Settings, get_settings  # noqa: E402
+from intent_pipeline import registry  # noqa: E402
+from intent_pipeline.io import PipelineError, run_cli, setup_logging, sha256_file, write_json_atomic  # noqa: E402
 
 log = logging.getLogger("run_pipeline")
 
@@ -40,22 +52,31 @@ class Stage:
     args: tuple[str, ...] = ()
     # settings whose values change this stage's output (part of its completion key)
     depends_on: tuple[str, ...] = ()
+    # a file the stage leaves behind: if it is gone, the stage runs again even if its key matches
+    output: Callable[[Settings], Path] | None = None
+
+
+def _latest_release_pointer(settings: Settings) -> Path:
+    return settings.registry_dir / registry.repo_name(settings) / registry.LATEST_FILE
 
 
 def pipeline_stages(fast: bool) -> list[Stage]:
     train_args = ("--max-train-rows", str(FAST_TRAIN_ROWS), "--epochs", FAST_EPOCHS) if fast else ()
     return [
-        Stage("ingest", "ingest_clean.py", (), ("raw_data_file", "cleaned_data_file", "spacy_model")),
+        Stage("ingest", "ingest_clean.py", (), ("raw_data_file", "cleaned_data_file", "spacy_model", "max_text_chars"),
+              lambda s: s.cleaned_data_file),
         Stage("load", "load_to_mysql.py", ("--replace",), ("database_url",)),
-        Stage("prepare", "prepare_data.py", (), ("seed", "val_ratio", "test_ratio", "artifacts_dir")),
-        Stage(
-            "finetune",
-            "finetune_bert.py",
-            train_args,
-            ("base_model", "epochs", "batch_size", "learning_rate", "max_length", "augment", "class_weights", "model_dir"),
-        ),
-        Stage("evaluate", "export_bert_metrics.py", (), ("model_dir",)),
-        Stage("release", "push_model.py", (), ("registry_dir", "hf_repo_id")),
+        Stage("prepare", "prepare_data.py", (),
+              ("database_url", "seed", "val_ratio", "test_ratio", "augment", "augment_fraction", "train_group_cap",
+               "artifacts_dir"),
+              lambda s: s.artifacts_dir / "dataset_fingerprint.json"),
+        Stage("finetune", "finetune_bert.py", train_args,
+              ("base_model", "epochs", "batch_size", "learning_rate", "max_length", "class_weights",
+               "freeze_embeddings", "seed", "model_dir"),
+              lambda s: s.model_dir / "training_config.json"),
+        Stage("evaluate", "export_bert_metrics.py", (), ("model_dir", "artifacts_dir"),
+              lambda s: s.artifacts_dir / "metrics.json"),
+        Stage("release", "push_model.py", (), ("registry_dir", "hf_repo_id", "release_onnx"), _latest_release_pointer),
     ]
 
 
@@ -68,9 +89,17 @@ def stage_keys(stages: Sequence[Stage], settings: Settings, fast: bool) -> dict[
     for stage in stages:
         material = {name: str(getattr(settings, name)) for name in stage.depends_on}
         material.update(previous=previous, stage=stage.name, args=list(stage.args), fast=fast)
+        if stage.name == "release":
+            material["hub"] = bool(settings.hf_token and settings.hf_repo_id)  # whether, never the token
         previous = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
         keys[stage.name] = previous
     return keys
+
+
+def is_up_to_date(stage: Stage, key: str, state: dict[str, str], settings: Settings) -> bool:
+    if state.get(stage.name) != key:
+        return False
+    return stage.output is None or stage.output(settings).is_file()
 
 
 def load_state(path: Path) -> dict[str, str]:
@@ -112,6 +141,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--force", action="store_true", help="re-run every stage even if it already completed")
     parser.add_argument("--no-app", action="store_true", help="stop after the release instead of starting the app")
     parser.add_argument("--port", type=int, default=8501, help="port for the Streamlit app (default 8501)")
+    parser.add_argument("--no-venv", action="store_true",
+                        help="run with this Python instead of creating/using the project's .venv")
     return parser.parse_args(argv)
 
 
@@ -125,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     state = {} if args.force else load_state(state_path)
     upstream_ran = False
     for stage in stages:
-        if not upstream_ran and state.get(stage.name) == keys[stage.name]:
+        if not upstream_ran and is_up_to_date(stage, keys[stage.name], state, settings):
             log.info("stage %s: up to date, skipped", stage.name)
             continue
         run_stage(stage)

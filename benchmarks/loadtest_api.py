@@ -9,7 +9,6 @@ requests/s, latency percentiles and the error count (target: zero errors at 32 c
 
 import argparse
 import asyncio
-import os
 import socket
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import numpy as np
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
+import config  # noqa: E402
 from intent_pipeline.io import PipelineError, run_cli  # noqa: E402
 
 MESSAGES = (
@@ -45,12 +45,12 @@ def free_port() -> int:
 
 def start_server(port: int, model_source: str | None, backend: str | None, startup_s: float) -> subprocess.Popen:
     """serve.py in a child process; returns once /health answers ok."""
-    env = dict(os.environ)  # the child reads its settings itself; only these two are overridden
+    overrides = {"LOG_LEVEL": "WARNING"}  # the server's access log would drown the results
     if model_source:
-        env["MODEL_SOURCE"] = model_source
+        overrides["MODEL_SOURCE"] = model_source
     if backend:
-        env["INFERENCE_BACKEND"] = backend
-    env.setdefault("LOG_LEVEL", "WARNING")
+        overrides["INFERENCE_BACKEND"] = backend
+    env = config.child_env(**overrides)  # the child reads its settings itself; only these are overridden
     proc = subprocess.Popen([sys.executable, "serve.py", "--port", str(port)], cwd=PROJECT_ROOT, env=env)
     deadline = time.monotonic() + startup_s
     while time.monotonic() < deadline:

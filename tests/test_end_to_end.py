@@ -73,6 +73,29 @@ def test_pipeline_runs_end_to_end_then_skips_and_recovers(small_raw: Path, setti
     assert again.stderr.count("up to date, skipped") == 6
     assert sorted(p.name for p in release.parent.iterdir()) == ["LATEST", "v1"]
 
+    # An output removed by hand is noticed: evaluation and release run again, nothing before them.
+    (settings_env / "artifacts" / "metrics.json").unlink()
+    redo = run_pipeline()
+    assert redo.returncode == 0, redo.stderr[-3000:]
+    assert redo.stderr.count("up to date, skipped") == 4
+    assert (release.parent / "LATEST").read_text().strip() == "v2"
+
+
+def test_a_changed_setting_reruns_its_stage_and_everything_after(settings_env: Path, monkeypatch) -> None:
+    import config
+    import run_pipeline as rp
+
+    (settings_env / "raw.csv").write_text("intent,query\nrefund,I want my money back\n")
+    stages = rp.pipeline_stages(fast=False)
+    before = rp.stage_keys(stages, config.get_settings(), fast=False)
+    monkeypatch.setenv("AUGMENT", "false")
+    after = rp.stage_keys(stages, config.get_settings(), fast=False)
+    changed = [name for name in before if before[name] != after[name]]
+    assert changed == ["prepare", "finetune", "evaluate", "release"]
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_value")
+    monkeypatch.setenv("HF_REPO_ID", "me/intents")
+    assert "hf_secret_value" not in json.dumps(rp.stage_keys(stages, config.get_settings(), fast=False))
+
 
 def test_missing_raw_file_is_one_clear_line(settings_env: Path) -> None:
     result = run_pipeline()

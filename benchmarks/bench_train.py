@@ -28,9 +28,15 @@ from intent_pipeline import db  # noqa: E402
 from intent_pipeline.io import run_cli, setup_logging  # noqa: E402
 
 
-def seed_database(csv: Path, url: str) -> int:
-    """Load the raw seed CSV (intent,query) into `messages` of a fresh database (stages 1-2 skipped)."""
-    raw = pd.read_csv(csv).dropna().drop_duplicates("query")
+def seed_database(settings: config.Settings, url: str) -> str:
+    """Fill `messages` of a fresh database the way the pipeline does: stage 1's cleaned, PII-masked
+    file through stage 2's loader (run `python ingest_clean.py` first); the raw seed only as a fallback."""
+    import load_to_mysql
+
+    if settings.cleaned_data_file.is_file():
+        report = load_to_mysql.load_file(settings.cleaned_data_file, url)
+        return f"{settings.cleaned_data_file} ({report.inserted} rows)"
+    raw = pd.read_csv(settings.raw_data_file).dropna().drop_duplicates("query")
     engine = db.connect(url)
     with engine.begin() as conn:
         conn.execute(db.messages.insert(), [
@@ -38,7 +44,7 @@ def seed_database(csv: Path, url: str) -> int:
             for t, l in zip(raw["query"], raw["intent"])
         ])
     engine.dispose()
-    return len(raw)
+    return f"{settings.raw_data_file} ({len(raw)} rows, NOT masked: run `python ingest_clean.py` for pipeline numbers)"
 
 
 def macro_f1(classifier, frame: pd.DataFrame) -> tuple[float, float]:
@@ -64,7 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = config.get_settings()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", default="",
-                        help="read an already loaded `messages` table here (default: the seed CSV in a temp SQLite)")
+                        help="read an already loaded `messages` table here (default: CLEANED_DATA_FILE, or the raw "
+                             "seed if it does not exist, loaded into a temp SQLite)")
     parser.add_argument("--work-dir", type=Path, default=None, help="artifacts and model go here (default: a temp dir)")
     parser.add_argument("--max-train-rows", type=int, default=0, help="passed to finetune_bert.py (0 = all)")
     parser.add_argument("--grouping-rows", type=int, default=1_000_000, help="synthetic rows for the grouping timing, 0 = skip")
@@ -74,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     url = args.database_url
     if not url:
         url = f"sqlite:///{work / 'bench.db'}"
-        print(f"seed rows loaded into {url}: {seed_database(settings.raw_data_file, url)}")
+        print(f"loaded into {url}: {seed_database(settings, url)}")
     artifacts, model_dir = work / "artifacts", work / "model"
 
     started = time.perf_counter()

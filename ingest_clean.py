@@ -8,11 +8,11 @@ PII values masked; never the values themselves).
 Input: any CSV with a text column (`text`, `query`, `message` or `utterance`) and a label column
 (`label` or `intent`), any number of rows and labels; an optional `source` column is kept. Labels
 are trimmed and lower-cased. Single bad rows are skipped and counted by reason: `malformed` (wrong
-number of fields), `non_utf8` (undecodable bytes), `empty_text`, `missing_label`, and `too_long`
+number of fields; a stray `"` inside a field is kept as text), `non_utf8` (undecodable bytes), `empty_text`, `missing_label`, and `too_long`
 (cleaned text longer than MAX_TEXT_CHARS: a 100 KB "message" is a paste, not a chat message, and
 truncating it would invent a sample). Identical texts are kept once; texts that carry conflicting
 labels are dropped entirely and listed in the report. Whole-file problems (missing, empty, no usable
-column, not UTF-8, broken quoting) stop the run with one line; outputs are written atomically, so
+column, not UTF-8, a quote left open to the end of the file) stop the run with one line; outputs are written atomically, so
 an existing cleaned file is never replaced by a partial one.
 """
 
@@ -76,26 +76,7 @@ def read_raw(path: Path) -> tuple[pd.DataFrame, Counter]:
     header = decoded.split("\n", 1)[0]
     if _has_undecodable(header):
         raise PipelineError(f"{path} is not UTF-8 text (its header has undecodable bytes): re-save it as UTF-8")
-    if decoded.count('"') % 2:
-        # An unclosed quoted field swallows every row after it; no row count could be trusted.
-        raise PipelineError(f"{path} is not a readable CSV file: it has an unclosed double quote")
-    skipped: Counter = Counter()
-
-    def bad_line(_fields: list[str]) -> None:
-        skipped["malformed"] += 1
-        return None
-
-    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
-    try:
-        frame = pd.read_csv(
-            # object dtype: Arrow-backed strings cannot hold the undecodable-byte markers.
-            io.StringIO(decoded), dtype=object, keep_default_na=False, engine="python",
-            on_bad_lines=bad_line, skipinitialspace=True,
-        )
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, csv.Error) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PipelineError(f"{path} is not a readable CSV file: {reason}") from None
-    frame = frame.fillna("")  # short rows leave their missing fields empty: counted as such below
+    frame, skipped = parse_csv(decoded, path)
     text_col = find_column(frame.columns, TEXT_COLUMNS, "text", str(path))
     label_col = find_column(frame.columns, LABEL_COLUMNS, "label", str(path))
     source_col = next((c for c in frame.columns if str(c).strip().lower() == "source"), None)
@@ -105,6 +86,49 @@ def read_raw(path: Path) -> tuple[pd.DataFrame, Counter]:
         "source": frame[source_col] if source_col is not None else path.name,
     })
     return rows, skipped
+
+
+def parse_csv(decoded: str, path: Path) -> tuple[pd.DataFrame, Counter]:
+    """Records of the CSV text as strings; rows with more fields than the header count as `malformed`.
+
+    A literal quote inside a field (`My 5" screen broke`) is text. Only a quoted field left open
+    at the end of the file refuses the file: it swallowed every row after it, so no count could be trusted.
+    """
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
+    reader = csv.reader(io.StringIO(decoded), skipinitialspace=True)
+    records, starts, line = [], [], 0
+    try:
+        for record in reader:
+            if record:  # blank lines are no rows
+                records.append(record)
+                starts.append(line)
+            line = reader.line_num
+    except csv.Error as exc:
+        raise PipelineError(f"{path} is not a readable CSV file: {exc} (line {reader.line_num})") from None
+    if not records:
+        raise PipelineError(f"{path} is empty")
+    if line - starts[-1] > 1 and _ends_inside_quotes(decoded, starts[-1]):
+        raise PipelineError(
+            f"{path} is not a readable CSV file: the double quote opened on line {starts[-1] + 1} is never "
+            "closed and swallows the rest of the file"
+        )
+    header, rows = records[0], records[1:]
+    skipped: Counter = Counter(malformed=sum(len(r) > len(header) for r in rows))
+    # Short rows leave their missing fields empty: counted as empty text or missing label later.
+    kept = [r + [""] * (len(header) - len(r)) for r in rows if len(r) <= len(header)]
+    # object dtype: Arrow-backed strings cannot hold the undecodable-byte markers.
+    frame = pd.DataFrame(kept, columns=[h.strip() for h in header], dtype=object)
+    return frame, skipped
+
+
+def _ends_inside_quotes(decoded: str, first_line: int) -> bool:
+    tail = "".join(io.StringIO(decoded).readlines()[first_line:])
+    try:
+        for _ in csv.reader(io.StringIO(tail), skipinitialspace=True, strict=True):
+            pass
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False
 
 
 def _has_undecodable(text: str) -> bool:
@@ -308,8 +332,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         kept, rows_read=rows_read, skipped=skipped, duplicates=duplicates, conflicts=conflicts,
         pii_counts=pii_counts, input_file=args.input, output_file=args.output,
     )
-    digests.save(args.artifacts_dir / PII_VALUES_FILE)
+    # CSV first: if it fails, the previous CSV and pii_values.json still belong together.
     write_csv_atomic(kept[OUTPUT_COLUMNS], args.output)
+    digests.save(args.artifacts_dir / PII_VALUES_FILE)
     write_json_atomic(args.artifacts_dir / REPORT_FILE, report)
     print_summary(report)
     log.info("wrote %d rows to %s and the report to %s", len(kept), args.output, args.artifacts_dir / REPORT_FILE)

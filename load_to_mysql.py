@@ -1,10 +1,12 @@
-"""CLEANED_DATA_FILE (CSV: text,label,text_hash) -> table `messages` of the database at DATABASE_URL.
+"""CLEANED_DATA_FILE (CSV: text,label,text_hash[,source]) -> table `messages` of the database at DATABASE_URL.
 
 Stage 2. Idempotent: rows are keyed on `text_hash`; a new hash is inserted, a known hash whose label
 (or masked text) changed is updated, the rest is left alone. `--replace` also deletes rows whose hash
 is not in the file, so the table mirrors it. The whole load is one transaction: bad input, a database
 error or an interrupt midway leave the table exactly as it was. Prints inserted / updated /
 unchanged / removed counts; the database URL is only ever shown with its password masked.
+`messages.source` comes from `--source` if given, else from the file's own `source` column (per
+row; stage 1 keeps the raw file's), else the input file name.
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ def validate_cleaned(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
         raise PipelineError(
             f"cleaned data file {path} lacks column(s) {', '.join(missing)} (has: {', '.join(map(str, frame.columns))})"
         )
-    frame = frame[list(REQUIRED_COLUMNS)]
+    frame = frame[[*REQUIRED_COLUMNS, *(["source"] if "source" in frame.columns else [])]]
     if frame.empty:
         raise PipelineError(f"cleaned data file {path} has no rows: re-run `python ingest_clean.py`")
     checks = {
@@ -129,13 +131,28 @@ def read_existing(conn: Connection) -> dict[str, tuple[int, str, str]]:
     return {h: (i, label, text) for h, i, label, text in conn.execute(query)}
 
 
-def plan_load(existing: dict[str, tuple[int, str, str]], frame: pd.DataFrame, source: str, replace: bool) -> LoadPlan:
-    """Diff the file against the table: what to insert, update and (with replace) delete."""
+def with_sources(frame: pd.DataFrame, source: str | None, default: str) -> pd.DataFrame:
+    """A `source` per row: `source` if given, else the row's own (blank ones get `default`)."""
+    if source is not None:
+        sources = pd.Series(source, index=frame.index, dtype=object)
+    elif "source" in frame.columns:
+        sources = frame["source"].fillna("").str.strip().replace("", default)
+    else:
+        sources = pd.Series(default, index=frame.index, dtype=object)
+    too_long = sources.str.len() > MAX_SOURCE_CHARS
+    if too_long.any():
+        raise PipelineError(f"a source tag is longer than {MAX_SOURCE_CHARS} characters (line(s) {_bad_rows(too_long)})")
+    return frame.assign(source=sources)
+
+
+def plan_load(existing: dict[str, tuple[int, str, str]], frame: pd.DataFrame, replace: bool) -> LoadPlan:
+    """Diff the file (with its per-row `source`) against the table: what to insert, update and delete."""
     inserts: list[dict] = []
     updates: list[dict] = []
     unchanged = relabelled = 0
     # Plain lists: iterating Arrow-backed string columns element by element is several times slower.
-    for text, label, text_hash in zip(frame["text"].tolist(), frame["label"].tolist(), frame["text_hash"].tolist()):
+    columns = [frame[c].tolist() for c in ("text", "label", "text_hash", "source")]
+    for text, label, text_hash, source in zip(*columns):
         row = {"text": text, "label": label, "text_hash": text_hash, "source": source}
         known = existing.get(text_hash)
         if known is None:
@@ -203,22 +220,26 @@ def apply_plan(conn: Connection, plan: LoadPlan, batch_size: int, after_batch: B
 def load_messages(
     engine: Engine,
     frame: pd.DataFrame,
-    source: str,
+    source: str | None,
     replace: bool = False,
     batch_size: int = DEFAULT_BATCH_SIZE,
     after_batch: BatchHook | None = None,
     dry_run: bool = False,
+    default_source: str = "unknown",
 ) -> LoadReport:
-    """Load validated rows (text, label, text_hash) into `messages` in one transaction.
+    """Load validated rows (text, label, text_hash[, source]) into `messages` in one transaction.
+
+    `source` tags every row; None keeps each row's `source` column (blank or absent: `default_source`).
 
     `after_batch(step, rows_done)` runs after every batch; if it (or the database) raises, the
     transaction is rolled back and the table is left as before. `dry_run` plans but writes nothing.
     """
-    if len(source) > MAX_SOURCE_CHARS:
+    if source is not None and len(source) > MAX_SOURCE_CHARS:
         raise PipelineError(f"--source is longer than {MAX_SOURCE_CHARS} characters")
+    frame = with_sources(frame, source, default_source)
     try:
         with engine.begin() as conn:
-            plan = plan_load(read_existing(conn), frame, source, replace)
+            plan = plan_load(read_existing(conn), frame, replace)
             if not dry_run:
                 apply_plan(conn, plan, max(1, batch_size), after_batch)
             total = conn.execute(sa.select(sa.func.count()).select_from(messages)).scalar_one()
@@ -243,7 +264,7 @@ def load_file(
     frame = validate_cleaned(read_cleaned(path), path)
     engine = connect(database_url)
     try:
-        return load_messages(engine, frame, source or path.name, replace, batch_size, after_batch, dry_run)
+        return load_messages(engine, frame, source or None, replace, batch_size, after_batch, dry_run, path.name)
     finally:
         engine.dispose()
 
@@ -254,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--input", type=Path, default=settings.cleaned_data_file,
                         help="cleaned CSV with columns text,label,text_hash (default: CLEANED_DATA_FILE = %(default)s)")
     parser.add_argument("--source", default=None,
-                        help="tag stored in messages.source for inserted/updated rows (default: the input file name)")
+                        help="tag stored in messages.source for inserted/updated rows, overriding the file's source column "
+                             "(default: that column per row, else the input file name)")
     parser.add_argument("--replace", action="store_true",
                         help="make the table mirror the file: also delete rows whose text_hash is not in the file")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,

@@ -6,7 +6,8 @@ NER (names, places) and Presidio recognizers chosen for chat messages:
 
 | placeholder     | found by                                                                 |
 | --------------- | ------------------------------------------------------------------------ |
-| `[PERSON]`      | spaCy NER (PERSON), via Presidio's SpacyRecognizer                       |
+| `[PERSON]`      | spaCy NER (PERSON), via Presidio's SpacyRecognizer; plus context names:  |
+|                 | "from/for/to/by/with/of/named/called/is/am/i'm" + two capitalised words  |
 | `[LOCATION]`    | spaCy NER (GPE, LOC, FAC)                                                |
 | `[EMAIL]`       | Presidio EmailRecognizer (tldextract's bundled suffix list, no network)  |
 | `[PHONE]`       | Presidio PhoneRecognizer (libphonenumber; US, GB, DE, FR, IN, CA, ...)    |
@@ -22,8 +23,18 @@ Deliberately left out: UK NHS, date, bank-number and driver-licence recognizers,
 US phone numbers, dates and amounts as PII; and NER labels ORG/NORP/DATE (product words such as
 "Pro" or "Premium" would be masked). Seed-data intent words are tested to stay unmasked.
 
+Context names: spaCy's small model labels "bill from Justin Edwards" as ORG (ignored above), so a
+capitalised first + last name right after a preposition or "named"/"is"/"am" is masked as a PERSON,
+as are multi-word ORG spans in that position, unless a word is in NOT_PII_WORDS or the whole message
+is Title Case (where every word is capitalised and capitals say nothing). When a name is masked, an
+adjacent capitalised word joins it, so "Ashley [PERSON]" cannot remain.
+
 Raw PII values never leave this module in clear: `MaskResult.entities` holds offsets, and
 `PiiDigests` keeps salted SHA-256 digests that `find_leaked_pii()` uses to scan files for leaks.
+The digests are salted, but the salt sits in the same file, and short values (7-digit order
+numbers, 5-digit bill numbers, common first names) can be brute-forced by whoever holds
+`pii_values.json`: it stays in ARTIFACTS_DIR, is never part of a release (push_model copies only
+the model, metrics and plots), and should not be shared.
 """
 
 from __future__ import annotations
@@ -75,6 +86,21 @@ NOT_PII_WORDS = frozenset(
     account newsletter support customer service delivery shipping payment paypal visa mastercard
     amazon apple google delete switch""".split()
 )
+# Capitalised words that start sentences or name products rather than people: never part of a
+# context name (see _context_names).
+_NOT_NAME_WORDS = NOT_PII_WORDS | frozenset(
+    """i my your our his her their the a an this that these those please hi hello hey dear thanks thank
+    how what where when why who which can could would will shall is are was do does did get need want
+    help me you it we they mr mrs ms dr new club""".split()
+)
+_CAP = r"(?:[A-Z]'[A-Z][a-z]+|[A-Z][a-z]+)"
+_NAME_CONTEXT = r"(?<![\w'])(?i:from|for|to|by|with|of|named|called|is|am|i'm|im)\s+(?:(?i:mr|mrs|ms|dr)\.?\s+)?"
+_CONTEXT_NAME = re.compile(_NAME_CONTEXT + rf"(?P<value>{_CAP}(?:-{_CAP})?\s+{_CAP}(?:-{_CAP})?)(?![\w'])")
+_AFTER_CONTEXT = re.compile(_NAME_CONTEXT + r"$")
+_WORD_BEFORE = re.compile(rf"(?<![\w'])({_CAP})\s+$")
+_WORD_AFTER = re.compile(rf"^\s+({_CAP})(?![\w'])")
+_WORD = re.compile(r"[A-Za-z][\w'-]*")
+CONTEXT_NAME_SCORE = 0.6  # below spaCy's 0.85: a PERSON/LOCATION found by NER wins a tie
 LANGUAGE = "en"
 _NER_TYPES = frozenset(NER_LABELS.values())
 _ID_TYPES = frozenset({"ORDER_ID", "INVOICE_ID", "BILL_ID"})
@@ -247,6 +273,57 @@ def _is_ner_false_positive(value: str) -> bool:
     return all(w in NOT_PII_WORDS for w in words if w)
 
 
+def _is_name_word(word: str) -> bool:
+    return word.lower() not in _NOT_NAME_WORDS
+
+
+def _is_title_case(text: str, start: int, end: int) -> bool:
+    """Most words outside [start, end) are capitalised (first word and "I" aside): capitals carry no signal."""
+    words = [m.group(0) for m in _WORD.finditer(text) if m.end() <= start or m.start() >= end][1:]
+    words = [w for w in words if w != "I"]
+    return len(words) >= 2 and sum(w[0].isupper() for w in words) > len(words) / 2
+
+
+def _context_names(text: str, doc) -> list[PiiEntity]:
+    """Capitalised first + last names right after "from", "for", "named", "is", ... (see module docstring).
+
+    spaCy's small model often tags them ORG ("bill from Justin Edwards"), which is otherwise ignored.
+    """
+    spans = [
+        m.span("value") for m in _CONTEXT_NAME.finditer(text)
+        if all(_is_name_word(w) for w in re.split(r"[\s-]+", m.group("value")))
+    ]
+    for ent in doc.ents:
+        words = ent.text.split()
+        if (
+            ent.label_ == "ORG" and len(words) >= 2
+            and all(re.fullmatch(_CAP, w) and _is_name_word(w) for w in words)
+            and _AFTER_CONTEXT.search(text[: ent.start_char])
+        ):
+            spans.append((ent.start_char, ent.end_char))
+    return [
+        PiiEntity("PERSON", start, end, CONTEXT_NAME_SCORE)
+        for start, end in dict.fromkeys(spans) if not _is_title_case(text, start, end)
+    ]
+
+
+def _widen_names(text: str, entities: list[PiiEntity]) -> list[PiiEntity]:
+    """A masked name takes in an adjacent capitalised word (a first or last name NER left out)."""
+    out: list[PiiEntity] = []
+    for i, entity in enumerate(entities):
+        start, end = entity.start, entity.end
+        if entity.entity_type == "PERSON" and not _is_title_case(text, start, end):
+            before = _WORD_BEFORE.search(text[:start])
+            if before and _is_name_word(before.group(1)) and (not out or out[-1].end <= before.start(1)):
+                start = before.start(1)
+            after = _WORD_AFTER.match(text[end:])
+            following = entities[i + 1].start if i + 1 < len(entities) else len(text)
+            if after and _is_name_word(after.group(1)) and end + after.end(1) <= following:
+                end += after.end(1)
+        out.append(PiiEntity(entity.entity_type, start, end, entity.score) if (start, end) != (entity.start, entity.end) else entity)
+    return out
+
+
 def _resolve_overlaps(results: list, text: str) -> list[PiiEntity]:
     """Pattern matches beat NER spans they overlap (`bill INV-123` is a bill id, not a name); then the
     longest span wins (an email beats the domain inside it), then the surest."""
@@ -294,14 +371,15 @@ class PiiMasker:
 
     def _mask_doc(self, doc) -> MaskResult:
         text, wanted = doc.text, self._entities_for(doc.text)
-        if len(wanted) == len(_NER_TYPES) and not any(e.label_ in NER_LABELS for e in doc.ents):
+        names = _context_names(text, doc)
+        if len(wanted) == len(_NER_TYPES) and not names and not any(e.label_ in NER_LABELS for e in doc.ents):
             return MaskResult(text)  # no recognizer could report anything: skip Presidio's per-text overhead
         nlp_engine = self.analyzer.nlp_engine
         artifacts = nlp_engine._doc_to_nlp_artifact(doc, LANGUAGE)  # what process_batch does per doc
         results = self.analyzer.analyze(
             text, LANGUAGE, entities=wanted, score_threshold=self.score_threshold, nlp_artifacts=artifacts
         )
-        entities = _resolve_overlaps(results, text)
+        entities = _widen_names(text, _resolve_overlaps([*results, *names], text))
         return MaskResult(_apply(text, entities), entities)
 
     def mask(self, text: str) -> MaskResult:
@@ -371,7 +449,7 @@ def _mask_repeated_names(texts: Sequence[str], results: list[MaskResult]) -> lis
             if all(m.end() <= e.start or m.start() >= e.end for e in result.entities)
         ]
         if extra:
-            entities = sorted(result.entities + extra, key=lambda e: e.start)
+            entities = _widen_names(text, sorted(result.entities + extra, key=lambda e: e.start))
             result = MaskResult(_apply(text, entities), entities)
         out.append(result)
     return out

@@ -22,6 +22,17 @@ class PipelineError(Exception):
     """A problem the user can fix (bad input, missing artifact): shown as one line, exit code 1."""
 
 
+def _set_final_mode(tmp_name: str, path: Path) -> None:
+    """mkstemp creates 0600 files; give the result the mode a plain open() would (or the old file's)."""
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    os.chmod(tmp_name, mode)
+
+
 @contextlib.contextmanager
 def atomic_write(path: Path | str, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
     """Write to a temp file beside `path` and rename it over `path` only if the block succeeds.
@@ -36,6 +47,7 @@ def atomic_write(path: Path | str, mode: str = "w", encoding: str | None = "utf-
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        _set_final_mode(tmp_name, path)
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -52,6 +64,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp_name)
+        _set_final_mode(tmp_name, path)
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

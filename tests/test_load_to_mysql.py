@@ -255,3 +255,18 @@ def test_help_documents_every_flag() -> None:
         assert flag in text
     with pytest.raises(PipelineError):
         load_to_mysql.main(["--batch-size", "0", "--input", "x.csv"])
+
+
+def test_per_row_source_column_is_kept_and_source_flag_overrides_it(db_url: str, tmp_path: Path) -> None:
+    frame = pd.DataFrame(ROWS[:3], columns=["text", "label"])
+    frame["text_hash"] = [sha(t) for t in frame["text"]]
+    frame["source"] = ["chat_export.csv", "email_2024.csv", ""]  # a blank one falls back to the file name
+    write_csv_atomic(frame, tmp_path / "cleaned.csv")
+    assert load(tmp_path / "cleaned.csv") == 0
+    stored = {row[3]: row[4] for row in snapshot(db_url)}
+    assert stored == {sha(ROWS[0][0]): "chat_export.csv", sha(ROWS[1][0]): "email_2024.csv",
+                      sha(ROWS[2][0]): "cleaned.csv"}
+    relabelled = frame.assign(label="other")
+    write_csv_atomic(relabelled, tmp_path / "cleaned.csv")
+    assert load(tmp_path / "cleaned.csv", "--source", "manual-fix") == 0
+    assert {row[4] for row in snapshot(db_url)} == {"manual-fix"}

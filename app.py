@@ -263,10 +263,14 @@ def batch_view(ctx: AppContext) -> None:
 
 def quality_view(ctx: AppContext) -> None:
     st.header("Model quality")
-    report = dash.load_quality_report([ctx.folder, ctx.settings.artifacts_dir])
-    if report.problems:
+    folders, left_out = dash.evaluation_folders(ctx.folder, ctx.settings.artifacts_dir,
+                                                str(ctx.classifier.info.get("model_version", "")))
+    report = dash.load_quality_report(folders)
+    # Releases never carry misclassified.csv; when ARTIFACTS_DIR cannot stand in, the drill-down says why.
+    problems = [p for p in report.problems if not (left_out and p.startswith("misclassified.csv"))]
+    if problems:
         st.info("Some evaluation files are missing, so parts of this page are empty: "
-                + "; ".join(report.problems) + ". Run `python export_bert_metrics.py` (and re-release).")
+                + "; ".join(problems) + ". Run `python export_bert_metrics.py` (and re-release).")
     headline = dash.headline_metrics(report.metrics)
     if headline:
         for column, (name, value) in zip(st.columns(len(headline)), headline.items()):
@@ -287,7 +291,7 @@ def quality_view(ctx: AppContext) -> None:
             column.image(str(path), caption=title)
     else:
         st.info("No calibration plots in this release.")
-    misclassified_view(report)
+    misclassified_view(report, left_out)
 
 
 def quality_tables(report: dash.QualityReport) -> None:
@@ -306,9 +310,13 @@ def quality_tables(report: dash.QualityReport) -> None:
         st.info("No confusion matrix in this release.")
 
 
-def misclassified_view(report: dash.QualityReport) -> None:
+def misclassified_view(report: dash.QualityReport, left_out: str | None) -> None:
     st.subheader("Misclassified test examples")
     table = report.tables.get("misclassified")
+    if table is None and left_out:
+        st.info("No misclassified examples for this model: releases leave them out (they are message text), "
+                f"and {left_out}. They appear here when ARTIFACTS_DIR holds stage 5's evaluation of the served model.")
+        return
     try:
         true_col, pred_col = dash.misclassified_columns(table) if table is not None else (None, None)
     except PipelineError as exc:

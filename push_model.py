@@ -4,7 +4,10 @@ The release folder holds the model and tokenizer, label map, thresholds.json, me
 model card (README.md with Hub metadata) and release.json. It always goes to the local registry
 (`REGISTRY_DIR/<repo name>/<version>/` + `LATEST`); with HF_TOKEN and HF_REPO_ID set, the identical
 folder is also uploaded to that Hub repo (private unless --public) in one commit tagged with the
-version. Refuses stale or missing metrics and any file that contains a raw PII value stage 1 masked.
+version; the repo is created only after the release passed its checks. With ONNX, the int8 graph's
+test macro-F1 (and its difference from PyTorch's) goes into release.json and the model card.
+Refuses stale or missing metrics, a model trained before the data was re-split, and any file that
+contains a raw PII value stage 1 masked.
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pandas as pd
+
 from config import Settings, get_settings
+from intent_pipeline import evaluation as ev
 from intent_pipeline import registry
 from intent_pipeline.io import PipelineError, read_json, run_cli, setup_logging, sha256_file, write_json_atomic
 from intent_pipeline.model_card import build_model_card
 from intent_pipeline.onnx_export import ONNX_DIR, export_onnx
-from intent_pipeline.predict import RELEASE_FILE, THRESHOLDS_FILE, TRAINING_CONFIG_FILE
+from intent_pipeline.predict import RELEASE_FILE, THRESHOLDS_FILE, TRAINING_CONFIG_FILE, IntentClassifier
 from intent_pipeline.release_scan import find_leaks
 
 log = logging.getLogger("push_model")
@@ -38,6 +44,7 @@ RELEASE_ARTIFACTS = (
 # Trainer leftovers in MODEL_DIR that are not part of a model.
 SKIPPED_MODEL_ENTRIES = ("checkpoint-", "runs", "logs", "optimizer.pt", "scheduler.pt", "rng_state", "trainer_state")
 METRICS_FIX = "run `python export_bert_metrics.py`"
+FINGERPRINT_FILE = "dataset_fingerprint.json"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -72,7 +79,23 @@ def load_checked_inputs(settings: Settings) -> tuple[dict, dict, dict]:
     for key in ("accuracy", "macro_f1", "weighted_f1"):
         if not isinstance(metrics.get(key), (int, float)):
             raise PipelineError(f"metrics at {settings.artifacts_dir / METRICS_FILE} lack {key!r}: {METRICS_FIX}")
+    check_current_splits(settings, training)
     return training, metrics, thresholds
+
+
+def check_current_splits(settings: Settings, training: dict) -> None:
+    """Refuse a model whose data was re-split after training: its metrics describe other test data."""
+    path = settings.artifacts_dir / FINGERPRINT_FILE
+    if not path.is_file():
+        return  # a release can be built from MODEL_DIR + stage 5 outputs alone
+    current = read_json(path, "dataset fingerprint", "run `python prepare_data.py`")
+    current = current.get("fingerprint") if isinstance(current, dict) else None
+    if current != training.get("dataset_fingerprint"):
+        raise PipelineError(
+            f"the data was re-split after training: {path} has fingerprint {str(current)[:16]!r} but the model "
+            f"was trained on {str(training.get('dataset_fingerprint'))[:16]!r}: retrain "
+            "(`python finetune_bert.py`, then `python export_bert_metrics.py`)"
+        )
 
 
 def _is_model_file(path: Path) -> bool:
@@ -120,6 +143,7 @@ def assemble(stage: Path, info: dict, training: dict, metrics: dict, thresholds:
     if settings.release_onnx:
         # Exported from the staged copy, so the graphs match the exact weights being released.
         export_onnx(stage, quantize=True)
+        info.update(int8_test_check(stage, settings, metrics))
     elif (stage / ONNX_DIR).exists():
         shutil.rmtree(stage / ONNX_DIR)  # graphs from an earlier export of MODEL_DIR may be stale
     build_model_card(info, metrics, training, thresholds, settings).save(stage / "README.md")
@@ -127,6 +151,29 @@ def assemble(stage: Path, info: dict, training: dict, metrics: dict, thresholds:
         path.relative_to(stage).as_posix(): sha256_file(path) for path in sorted(stage.rglob("*")) if path.is_file()
     }
     write_json_atomic(stage / RELEASE_FILE, info)
+
+
+def int8_test_check(stage: Path, settings: Settings, metrics: dict) -> dict:
+    """Test macro-F1 of the int8 graph and its difference from PyTorch's (stage 5 scored PyTorch only)."""
+    test_path = settings.artifacts_dir / "splits" / "test.csv"
+    if not test_path.is_file():
+        log.info("no %s: the int8 graph's test macro-F1 is not recorded in the release", test_path)
+        return {}
+    classifier = IntentClassifier.load(stage, backend="onnx-int8")
+    if classifier.backend != "onnx-int8":
+        log.warning("the int8 graph cannot be loaded: its test macro-F1 is not recorded in the release")
+        return {}
+    frame = pd.read_csv(test_path, dtype={"text": "string", "label": "string"}, keep_default_na=False)
+    index = {label: i for i, label in enumerate(classifier.labels)}
+    frame = frame[frame["label"].isin(index.keys())]
+    if frame.empty:
+        log.warning("%s has no rows with the model's labels: the int8 test macro-F1 is not recorded", test_path)
+        return {}
+    probs = classifier.predict_proba(frame["text"].tolist())
+    int8_f1 = ev.macro_f1(frame["label"].map(index).to_numpy(dtype=int), probs.argmax(axis=1), len(index))
+    delta = int8_f1 - float(metrics["macro_f1"])
+    log.info("int8 ONNX graph on %d test messages: macro-F1 %.4f (%+.4f vs PyTorch)", len(frame), int8_f1, delta)
+    return {"onnx_int8_macro_f1": round(int8_f1, 6), "onnx_int8_delta": round(delta, 6)}
 
 
 def refuse_leaks(stage: Path, settings: Settings) -> None:
@@ -139,28 +186,41 @@ def refuse_leaks(stage: Path, settings: Settings) -> None:
         )
 
 
-def _hub_client(settings: Settings, private: bool):
-    """HfApi with the token, and the repo created (no-op if it exists); errors without the token."""
-    from huggingface_hub import HfApi
+def _hub_call(settings: Settings, call, *args, **kwargs):
+    """Run one HfApi call; a Hub error becomes one line that names the repo and never shows the token."""
     from huggingface_hub.errors import HfHubHTTPError
 
-    api = HfApi(token=settings.hf_token)
     try:
-        api.create_repo(settings.hf_repo_id, private=private, exist_ok=True, repo_type="model")
-        existing = registry.hub_versions(api, settings.hf_repo_id)
+        return call(*args, **kwargs)
     except (HfHubHTTPError, ValueError, OSError) as exc:
         reason = registry.hub_error_reason(exc, settings)
         raise PipelineError(f"cannot use the Hub repo {settings.hf_repo_id}: {reason}") from None
-    return api, existing
+
+
+def prepare_hub_repo(api, settings: Settings, version: str, private: bool) -> None:
+    """Create the repo (no-op if it exists) for a release that passed every check; re-check the version."""
+    _hub_call(settings, api.create_repo, settings.hf_repo_id, private=private, exist_ok=True, repo_type="model")
+    # Someone may have released this version while ours was being built and scanned.
+    if version in _hub_call(settings, registry.hub_versions, api, settings.hf_repo_id):
+        raise PipelineError(f"version {version} appeared on the Hub repo {settings.hf_repo_id} meanwhile: re-run")
 
 
 def publish(settings: Settings, version: str | None = None, public: bool = False) -> Path:
-    """Build, check and publish one release; returns its local registry folder."""
+    """Build, check and publish one release; returns its local registry folder.
+
+    Nothing is created on the Hub until the release is assembled and has passed the PII scan, so a
+    refused release leaves no empty repo behind; before that the Hub is only read (its tags).
+    """
     training, metrics, thresholds = load_checked_inputs(settings)
     use_hub = bool(settings.hf_token and settings.hf_repo_id)
     if bool(settings.hf_token) != bool(settings.hf_repo_id):
         log.warning("HF_TOKEN and HF_REPO_ID must both be set to publish to the Hub: publishing locally only")
-    api, hub_tags = _hub_client(settings, private=not public) if use_hub else (None, [])
+    api, hub_tags = None, []
+    if use_hub:
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=settings.hf_token)
+        hub_tags = _hub_call(settings, registry.hub_versions, api, settings.hf_repo_id)
     taken = set(registry.local_versions(settings)) | set(hub_tags)
     version = version or registry.next_version(taken)
     if version in taken:
@@ -172,6 +232,7 @@ def publish(settings: Settings, version: str | None = None, public: bool = False
         assemble(stage, info, training, metrics, thresholds, settings)
         refuse_leaks(stage, settings)
         if use_hub:
+            prepare_hub_repo(api, settings, version, private=not public)
             registry.publish_hub(stage, settings.hf_repo_id, version, settings, api, private=not public)
         return registry.publish_local(stage, version, settings)
     finally:

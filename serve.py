@@ -1,7 +1,7 @@
 """Model release (MODEL_SOURCE) + HTTP requests -> intent predictions as JSON, logged to the database.
 
 FastAPI app served by uvicorn. `POST /predict` takes {"text": "..."} or {"texts": [...]} (optional
-"top_k") and answers, per message, the intent, confidence, top-k, fallback flag and the PII-masked
+"top_k", 1-100, clipped to the number of labels) and answers, per message, the intent, confidence, top-k, fallback flag and the PII-masked
 text; `GET /health`; `GET /model` (version, labels, metrics summary); OpenAPI docs at /docs.
 
 Messages are cleaned and PII-masked (preprocess.py) before the model or the log sees them. Model
@@ -45,6 +45,8 @@ METRICS_FILE = "metrics.json"
 CHANNEL = "api"
 LOG_QUEUE_SIZE = 10_000
 LOG_BATCH = 256
+# top_k above the number of labels is clipped (the answer has every label); beyond this it is a client bug.
+MAX_TOP_K = 100
 
 
 class TopK(BaseModel):
@@ -68,7 +70,7 @@ class PredictResponse(BaseModel):
     predictions: list[PredictionOut]
 
 
-def request_model(max_chars: int, max_batch: int, n_labels: int) -> type[BaseModel]:
+def request_model(max_chars: int, max_batch: int) -> type[BaseModel]:
     """The POST /predict body schema, with this deployment's limits baked into validation and docs."""
 
     class PredictRequest(BaseModel):
@@ -79,7 +81,8 @@ def request_model(max_chars: int, max_batch: int, n_labels: int) -> type[BaseMod
         texts: list[StrictStr] | None = Field(
             None, min_length=1, max_length=max_batch, description=f"1-{max_batch} messages"
         )
-        top_k: StrictInt = Field(3, ge=1, le=max(n_labels, 1), description="how many ranked intents to return")
+        top_k: StrictInt = Field(3, ge=1, le=MAX_TOP_K, description=(
+            f"how many ranked intents to return (1-{MAX_TOP_K}); more than the model has labels gives all of them"))
 
         @model_validator(mode="after")
         def check_messages(self) -> "PredictRequest":
@@ -220,6 +223,9 @@ def load_service(settings: config.Settings) -> Service:
         logger = PredictionLogger(db.connect(settings.database_url))
     except PipelineError as exc:
         log.warning("predictions will not be logged: %s", exc)
+    except Exception as exc:  # e.g. OSError for an unwritable SQLite folder: answering matters more than logging
+        log.warning("predictions will not be logged: the database %s cannot be opened (%s)",
+                    config.mask_url(settings.database_url), type(exc).__name__)
     log.info("serving model %s (%s backend) from %s", classifier.version, classifier.backend, folder)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
     return Service(settings, folder, classifier, masker, logger, executor, metrics_summary(folder))
@@ -252,15 +258,13 @@ def create_app(settings: config.Settings | None = None) -> FastAPI:
     app = FastAPI(title="Intent classifier API", version="1.0", lifespan=lifespan,
                   description=__doc__.split("\n\n")[1])
     app.add_exception_handler(RequestValidationError, validation_handler)
-    # top_k's bound needs the label count, known only at load time; 64 caps it in the schema.
-    PredictRequest = request_model(settings.max_text_chars, settings.max_batch, 64)
+    PredictRequest = request_model(settings.max_text_chars, settings.max_batch)
 
     @app.post("/predict", response_model=PredictResponse)
     async def predict(body: PredictRequest) -> dict:  # type: ignore[valid-type]
         service = state["service"]
         loop = asyncio.get_running_loop()
-        top_k = min(body.top_k, len(service.classifier.labels))
-        return await loop.run_in_executor(service.executor, service.predict, body.messages(), top_k)
+        return await loop.run_in_executor(service.executor, service.predict, body.messages(), body.top_k)
 
     @app.get("/health")
     async def health() -> dict:

@@ -154,6 +154,31 @@ def find_artifact(name: str, folders: Sequence[Path]) -> Path | None:
     return None
 
 
+def evaluation_folders(release: Path, artifacts_dir: Path, model_version: str) -> tuple[list[Path], str | None]:
+    """Where to read the served model's evaluation files, and why ARTIFACTS_DIR was left out (or None).
+
+    A release never carries misclassified.csv (message text; releases may be public), so the app
+    looks in ARTIFACTS_DIR too, but only when stage 5 there evaluated this very model: after a
+    retrain its files describe another one, and mixing them with the release would mislead.
+    """
+    import json
+
+    release, artifacts_dir = Path(release), Path(artifacts_dir)
+    evaluated = None
+    try:
+        evaluated = json.loads((artifacts_dir / METRICS_FILE).read_text(encoding="utf-8")).get("model_version")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        pass  # missing or unreadable: nothing there is known to belong to the served model
+    if model_version and evaluated == model_version:
+        return [release, artifacts_dir], None
+    if evaluated is None:
+        reason = f"{artifacts_dir} holds no evaluation (metrics.json) of the served model {model_version or '(unversioned)'}"
+    else:
+        reason = (f"the evaluation in {artifacts_dir} is of model {evaluated}, not of the served model "
+                  f"{model_version or '(unversioned)'}")
+    return [release], reason
+
+
 def load_quality_report(folders: Sequence[Path]) -> QualityReport:
     """Read metrics.json, the report CSVs and plots from the first folder holding each one."""
     import json

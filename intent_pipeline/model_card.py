@@ -78,6 +78,10 @@ def _body(release: dict, metrics: dict, training: dict, thresholds: dict) -> str
     if metrics.get("noisy_accuracy") is not None:
         noisy = (f"\nOn the same test messages with chat-style noise (typos, slang, casing): accuracy "
                  f"{metrics['noisy_accuracy']:.4f}, macro-F1 {metrics['noisy_macro_f1']:.4f}.\n")
+    int8 = ""
+    if release.get("onnx_int8_macro_f1") is not None:
+        int8 = (f"\nServed with ONNX Runtime int8 (`onnx/model.int8.onnx`, `INFERENCE_BACKEND=onnx-int8`): test "
+                f"macro-F1 {release['onnx_int8_macro_f1']:.4f} ({release['onnx_int8_delta']:+.4f} vs PyTorch above).\n")
     per_class_table = _table(
         [(label, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", v["support"])
          for label, v in per_class.items()], ("intent", "precision", "recall", "F1", "support"),
@@ -113,7 +117,7 @@ Base model: `{training.get('base_model') or metrics.get('base_model') or "(not r
 ## Evaluation (held-out test split)
 Accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}, weighted-F1
 {metrics['weighted_f1']:.4f}.
-{noisy}
+{noisy}{int8}
 {per_class_table}
 
 Plots: `confusion_matrix.html`, `pr_curves.html`, `reliability.png`, `confidence_histogram.png`;

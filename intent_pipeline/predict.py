@@ -161,7 +161,9 @@ class IntentClassifier:
     def predict(
         self, texts: Sequence[str], top_k: int = 3, fallback: FallbackRule | None = None, batch_size: int = 64
     ) -> list[Prediction]:
+        """Answers with the `top_k` best intents each; top_k is clipped to 1..number of labels."""
         rule = fallback or self.fallback
+        top_k = max(1, min(top_k, len(self.labels)))
         probs = self.predict_proba(texts, batch_size=batch_size)
         return [self._to_prediction(text, row, top_k, rule) for text, row in zip(texts, probs)]
 

@@ -71,10 +71,13 @@ def _download_from_hub(source: str, settings: Settings) -> Path:
 
     repo_id, _, revision = source.partition("@")
     try:
-        return Path(snapshot_download(repo_id, revision=revision or None, token=settings.hf_token or None))
-    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        folder = Path(snapshot_download(repo_id, revision=revision or None, token=settings.hf_token or None))
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as exc:
+        reason = hub_error_reason(exc, settings)
         raise PipelineError(f"cannot download model {source!r} from the Hugging Face Hub: {reason}") from None
+    if not (folder / "config.json").is_file():
+        raise PipelineError(f"the Hub repo {source!r} holds no model release (no config.json)")
+    return folder
 
 
 def next_version(existing: Iterable[str]) -> str:
@@ -115,8 +118,14 @@ def discard_staging(staged: Path) -> None:
 
 
 def hub_versions(api, repo_id: str) -> list[str]:
-    """Version tags already on the Hub repo (so numbering continues across machines)."""
-    return [tag.name for tag in api.list_repo_refs(repo_id).tags if VERSION_RE.match(tag.name)]
+    """Version tags already on the Hub repo (so numbering continues across machines); none if it does not exist yet."""
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    try:
+        refs = api.list_repo_refs(repo_id, repo_type="model")
+    except RepositoryNotFoundError:
+        return []  # created only once the release has passed every check
+    return [tag.name for tag in refs.tags if VERSION_RE.match(tag.name)]
 
 
 def publish_hub(folder: Path, repo_id: str, version: str, settings: Settings, api, private: bool = True) -> str:
@@ -145,5 +154,15 @@ def publish_hub(folder: Path, repo_id: str, version: str, settings: Settings, ap
 
 
 def hub_error_reason(exc: Exception, settings: Settings) -> str:
-    text = (str(exc).splitlines() or [type(exc).__name__])[0]
+    """One line saying why a Hub call failed (status, the server's own message), never the token."""
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+    parts = [lines[0]]
+    if isinstance(exc, RepositoryNotFoundError):
+        parts.append("repository not found, or not accessible with this HF_TOKEN")
+    server = (getattr(exc, "server_message", None) or "").strip()
+    if server and server.splitlines()[0] not in parts[0]:
+        parts.append(server.splitlines()[0])
+    text = " ".join(parts)
     return text.replace(settings.hf_token, "***") if settings.hf_token else text

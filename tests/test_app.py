@@ -144,11 +144,12 @@ def test_batch_upload_without_text_column_is_a_clear_error(app_env: Path) -> Non
     assert not at.dataframe
 
 
-def write_quality_artifacts(folder: Path) -> None:
+def write_quality_artifacts(folder: Path, model_version: str = "test-untrained") -> None:
+    """Stage 5 outputs in `folder`, stamped as the evaluation of `model_version` (the served model's by default)."""
     from PIL import Image
 
     folder.mkdir(parents=True, exist_ok=True)
-    metrics = {"model_version": "v1", "accuracy": 0.9, "macro_f1": 0.85, "weighted_f1": 0.88, "ece": 0.03,
+    metrics = {"model_version": model_version, "accuracy": 0.9, "macro_f1": 0.85, "weighted_f1": 0.88, "ece": 0.03,
                "noisy_accuracy": 0.8, "noisy_macro_f1": 0.75, "noisy": {"accuracy": 0.8, "macro_f1": 0.75, "n": 9},
                "test": {"accuracy": 0.9, "n": 10}, "fallback": {"threshold": 0.5, "test": {"coverage": 0.95}}}
     (folder / "metrics.json").write_text(json.dumps(metrics))
@@ -175,6 +176,29 @@ def test_model_quality_view(app_env: Path, tmp_path: Path) -> None:
     assert len(at.dataframe[1].value) == 2
     at.selectbox(key="mis_pred").set_value("other").run()
     assert list(at.dataframe[1].value["text"]) == ["b"]
+
+
+def test_evaluation_of_another_model_is_not_mixed_in(app_env: Path, tmp_path: Path) -> None:
+    # ARTIFACTS_DIR was re-evaluated for a retrained model; the served one is still test-untrained.
+    write_quality_artifacts(tmp_path / "artifacts", model_version="m-retrained")
+    at = show_view(start_app(), "Model quality")
+    assert not at.dataframe or all("predicted" not in d.value.columns for d in at.dataframe)  # no misclassified table
+    assert all(m.label != "accuracy" for m in at.metric) and not at.image  # nor its metrics or plots
+    [why] = [i.value for i in at.info if "No misclassified examples for this model" in i.value]
+    assert "m-retrained" in why and "test-untrained" in why and "message text" in why
+    assert not at.exception and not at.error
+
+
+def test_evaluation_folders_only_takes_artifacts_of_the_served_model(tmp_path: Path) -> None:
+    release, artifacts = tmp_path / "release", tmp_path / "artifacts"
+    assert dash.evaluation_folders(release, artifacts, "m1")[0] == [release]
+    assert "no evaluation" in dash.evaluation_folders(release, artifacts, "m1")[1]
+    artifacts.mkdir()
+    (artifacts / "metrics.json").write_text(json.dumps({"model_version": "m1"}))
+    assert dash.evaluation_folders(release, artifacts, "m1") == ([release, artifacts], None)
+    assert dash.evaluation_folders(release, artifacts, "")[0] == [release]  # unversioned: never assume a match
+    (artifacts / "metrics.json").write_text("[not an object]")
+    assert dash.evaluation_folders(release, artifacts, "m1")[0] == [release]
 
 
 def test_model_quality_without_artifacts_explains(app_env: Path) -> None:

@@ -62,6 +62,7 @@ def test_onnx_int8_is_close_to_torch(exported: Path, torch_probs: np.ndarray) ->
     np.testing.assert_allclose(probs, torch_probs, atol=0.05)
     preds = clf.predict(TEXTS, top_k=2, fallback=FallbackRule(threshold=0.99, label="unsure"))
     assert all(p.is_fallback and p.intent == "unsure" and len(p.top_k) == 2 for p in preds)
+    assert [len(p.top_k) for p in clf.predict(TEXTS[:1], top_k=50) + clf.predict(TEXTS[:1], top_k=0)] == [3, 1]
 
 
 def test_missing_int8_falls_back_to_torch(exported: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

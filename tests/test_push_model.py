@@ -9,6 +9,7 @@ import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import unquote
 
 import httpx2
 import pytest
@@ -18,7 +19,7 @@ from huggingface_hub.utils import _http as hf_http
 import config
 import export_bert_metrics
 import push_model
-from intent_pipeline.io import run_cli
+from intent_pipeline.io import PipelineError, run_cli
 from intent_pipeline.predict import IntentClassifier
 from intent_pipeline.registry import resolve_model_source
 from preprocess import PiiDigests, find_leaked_pii
@@ -99,6 +100,12 @@ def test_release_carries_onnx_graphs_that_serve(stage6_env: Path, settings_env: 
     int8 = IntentClassifier.load(folder, backend="onnx-int8")
     assert int8.backend == "onnx-int8"  # not silently fallen back to torch
     assert abs(int8.predict_proba(["where is my order", "refund please"]) - torch_probs).max() < 0.05
+    # Stage 5 scored PyTorch; the release also says how the int8 graph does on the same test split.
+    metrics = json.loads((stage6_env / "metrics.json").read_text())
+    assert 0.0 <= info["onnx_int8_macro_f1"] <= 1.0
+    assert info["onnx_int8_delta"] == pytest.approx(info["onnx_int8_macro_f1"] - metrics["macro_f1"], abs=1e-5)
+    assert f"macro-F1 {info['onnx_int8_macro_f1']:.4f} ({info['onnx_int8_delta']:+.4f} vs PyTorch" in (
+        folder / "README.md").read_text()
 
 
 def test_model_card_round_trips_with_eval_results(stage6_env: Path, settings_env: Path) -> None:
@@ -131,6 +138,27 @@ def test_refuses_stale_or_missing_metrics(stage6_env: Path, settings_env: Path, 
     assert not (settings_env / "registry" / "intent-classifier" / "LATEST").exists()
 
 
+def test_refuses_metrics_of_another_dataset(stage6_env: Path, settings_env: Path, capsys) -> None:
+    """Same model_version, other dataset fingerprint: the metrics describe other test data."""
+    metrics_path = stage6_env / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    metrics_path.write_text(json.dumps({**metrics, "dataset_fingerprint": "e" * 64}))
+    assert run_cli(push_model.main, []) == 1
+    err = capsys.readouterr().err
+    assert "error: stale metrics.json: its dataset_fingerprint 'eeeeeeeeeeeeeeee'" in err
+    assert not (settings_env / "registry" / "intent-classifier" / "LATEST").exists()
+
+
+def test_refuses_a_model_trained_before_the_data_was_re_split(stage6_env: Path, settings_env: Path, capsys) -> None:
+    (stage6_env / "dataset_fingerprint.json").write_text(json.dumps({"fingerprint": "d" * 64}))
+    assert run_cli(push_model.main, []) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(err) == 1 and "re-split after training" in err[0] and "retrain" in err[0]
+    assert not (settings_env / "registry" / "intent-classifier" / "LATEST").exists()
+    (stage6_env / "dataset_fingerprint.json").unlink()  # no split record: MODEL_DIR + stage 5 outputs suffice
+    assert run_cli(push_model.main, []) == 0
+
+
 def test_refuses_planted_pii_without_showing_it(stage6_env: Path, settings_env: Path, capsys) -> None:
     config_path = stage6_env / "bert_intent_model" / "training_config.json"
     training = json.loads(config_path.read_text())
@@ -154,6 +182,7 @@ class FakeHub:
     def __init__(self, existing_tags: tuple[str, ...] = (), fail_create: int | None = None):
         self.existing_tags = existing_tags
         self.fail_create = fail_create
+        self.repo_exists = True
         self.calls: list[tuple[str, str]] = []
         self.created: dict | None = None
         self.commits: list[dict] = []
@@ -169,8 +198,11 @@ class FakeHub:
             self.created = json.loads(request.content)
             if self.fail_create:
                 return httpx2.Response(self.fail_create, json={"error": f"Invalid credentials for token {TOKEN}"})
+            self.repo_exists = True
             return httpx2.Response(200, json={"url": f"https://huggingface.co/{REPO_ID}"})
         if path == f"{base}/refs":
+            if not self.repo_exists:
+                return httpx2.Response(404, headers={"X-Error-Code": "RepoNotFound"}, json={"error": "not found"})
             tags = [{"name": t, "ref": f"refs/tags/{t}", "targetCommit": "0" * 40} for t in self.existing_tags]
             return httpx2.Response(200, json={"branches": [], "converts": [], "tags": tags})
         if path == "/api/validate-yaml":
@@ -235,4 +267,110 @@ def test_hub_failure_is_one_line_without_token_and_publishes_nothing(
     errors = [line for line in seen.err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and REPO_ID in errors[0]
     assert TOKEN not in seen.out + seen.err + caplog.text
-    assert not fake_hub.commits and not (settings_env / "registry" / "intent-model").exists()
+    assert not fake_hub.commits
+    repo = settings_env / "registry" / "intent-model"
+    assert not repo.exists() or list(repo.iterdir()) == []  # nothing published locally, staging removed
+
+
+def test_new_hub_repo_is_created_only_after_the_checks(stage6_env: Path, settings_env: Path, fake_hub: FakeHub,
+                                                       capsys) -> None:
+    fake_hub.repo_exists = False  # a first release: listing tags finds no repo, which means "no versions yet"
+    config_path = stage6_env / "bert_intent_model" / "training_config.json"
+    training = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**training, "note": "asked by Jane Doe"}))
+    assert run_cli(push_model.main, []) == 1
+    assert "error: refusing to publish" in capsys.readouterr().err
+    assert ("POST", "/api/repos/create") not in fake_hub.calls  # a refused release leaves no empty repo
+    assert fake_hub.created is None and not fake_hub.commits
+
+    config_path.write_text(json.dumps(training))
+    assert run_cli(push_model.main, []) == 0
+    methods = [call for call in fake_hub.calls if call[1] != "/api/validate-yaml"]
+    assert methods.index(("POST", "/api/repos/create")) < methods.index(("POST", f"/api/models/{REPO_ID}/commit/main"))
+    assert fake_hub.tags[0]["tag"] == "v1"
+
+
+class FakeHubDownloads:
+    """Serves one release folder the way the Hub serves a model repo to snapshot_download."""
+
+    def __init__(self, folder: Path, status: int = 200):
+        self.files = {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file()}
+        self.status = status
+        self.commit = "c" * 40
+        self.auth_headers: set[str] = set()
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        path = unquote(request.url.path)
+        if path.startswith(f"/api/models/{REPO_ID}") or path.startswith(f"/{REPO_ID}/"):
+            self.auth_headers.add(request.headers.get("authorization", ""))
+            if self.status != 200:
+                headers = {"X-Error-Code": "RepoNotFound"} if self.status == 404 else {}
+                return httpx2.Response(self.status, headers=headers,
+                                       json={"error": f"Invalid credentials for token {TOKEN}"})
+        if path.startswith(f"/api/models/{REPO_ID}/revision/"):
+            return httpx2.Response(200, json={"id": REPO_ID, "sha": self.commit,
+                                              "siblings": [{"rfilename": name} for name in self.files]})
+        if path.startswith(f"/api/models/{REPO_ID}/tree/"):
+            return httpx2.Response(200, json=[{"type": "file", "path": name, "oid": hashlib.sha1(name.encode()).hexdigest(),
+                                               "size": file.stat().st_size} for name, file in self.files.items()])
+        prefix = f"/{REPO_ID}/resolve/{self.commit}/"
+        if path.startswith(prefix) and path[len(prefix):] in self.files:
+            body = self.files[path[len(prefix):]].read_bytes()
+            headers = {"X-Repo-Commit": self.commit, "ETag": f'"{hashlib.sha1(body).hexdigest()}"',
+                       "Content-Length": str(len(body))}
+            return httpx2.Response(200, headers=headers, content=b"" if request.method == "HEAD" else body)
+        return httpx2.Response(404, json={"error": f"fake hub: unexpected {request.method} {path}"})
+
+
+@pytest.fixture
+def online_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Hub access switched back on (conftest turns it off) with an empty cache under tmp_path."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hf_home" / "hub"
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    # huggingface_hub reads these once, at import: the module constants are what its calls use.
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    return cache
+
+
+def _route_hub(handler) -> None:
+    hf_http.set_client_factory(lambda: httpx2.Client(transport=httpx2.MockTransport(handler), follow_redirects=True))
+
+
+def test_model_source_hub_repo_id_downloads_a_release(settings_env: Path, tiny_release: Path, online_hub_cache: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    release = tiny_release / "intent-classifier" / "v1"
+    hub = FakeHubDownloads(release)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.setenv("MODEL_SOURCE", REPO_ID)
+    _route_hub(hub)
+    try:
+        folder = resolve_model_source(config.get_settings())
+    finally:
+        hf_http.set_client_factory(hf_http.default_client_factory)
+    assert folder.is_relative_to(online_hub_cache) and (folder / "config.json").is_file()
+    assert _release_files(folder) == _release_files(release)
+    assert hub.auth_headers == {f"Bearer {TOKEN}"}  # a private repo's token is sent
+    classifier = IntentClassifier.load(folder)
+    assert classifier.version == "v1" and classifier.labels == ["check_order", "refund", "other"]
+
+
+@pytest.mark.parametrize("status", [401, 404])
+def test_model_source_hub_errors_are_one_line_without_token(settings_env: Path, online_hub_cache: Path,
+                                                            monkeypatch: pytest.MonkeyPatch, status: int) -> None:
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.setenv("MODEL_SOURCE", f"{REPO_ID}@v3")
+    _route_hub(FakeHubDownloads(settings_env, status=status))  # answers with the error before serving a file
+    try:
+        with pytest.raises(PipelineError) as caught:
+            resolve_model_source(config.get_settings())
+    finally:
+        hf_http.set_client_factory(hf_http.default_client_factory)
+    message = str(caught.value)
+    assert "\n" not in message and TOKEN not in message and "***" in message  # the server's words, token hidden
+    assert message.startswith(f"cannot download model '{REPO_ID}@v3' from the Hugging Face Hub: {status}")
+    assert "not accessible with this HF_TOKEN" in message

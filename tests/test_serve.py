@@ -76,6 +76,7 @@ def test_predict_one_and_many(client: TestClient) -> None:
         ({"texts": "not a list"}, "texts: Input should be a valid list"),
         ({"text": "a", "top_k": 0}, "top_k: Input should be greater than or equal to 1"),
         ({"text": "a", "top_k": "3"}, "top_k: Input should be a valid integer"),
+        ({"text": "a", "top_k": 101}, "top_k: Input should be less than or equal to 100"),
         ({"text": "a", "colour": "red"}, "colour: Extra inputs are not permitted"),
     ],
 )
@@ -84,6 +85,26 @@ def test_bad_requests_get_422_with_a_clear_message(client: TestClient, body: dic
     assert response.status_code == 422
     assert message in response.json()["error"]
     assert response.json()["detail"]
+
+
+def test_top_k_above_the_label_count_gives_every_label(client: TestClient) -> None:
+    response = client.post("/predict", json={"text": "where is my order", "top_k": 50})
+    assert response.status_code == 200, response.text
+    assert sorted(k["intent"] for k in response.json()["predictions"][0]["top_k"]) == sorted(TINY_LABELS)
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    top_k = next(v["properties"]["top_k"] for k, v in schema.items() if "top_k" in v.get("properties", {})
+                 and "texts" in v["properties"])
+    assert top_k["maximum"] == 100 and "all of them" in top_k["description"]
+
+
+def test_unopenable_database_still_serves(release_dir: Path, tmp_path: Path, caplog) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")  # SQLite cannot create a database inside a file: an OSError, not a PipelineError
+    with TestClient(serve.create_app(_settings(release_dir, f"sqlite:///{not_a_folder}/db.sqlite"))) as test_client:
+        assert test_client.get("/health").json()["db_logging"] is False
+        response = test_client.post("/predict", json={"text": "where is my order"})
+        assert response.status_code == 200 and response.json()["predictions"][0]["intent"] in TINY_LABELS
+    assert "predictions will not be logged" in caplog.text
 
 
 def test_health_model_and_docs(client: TestClient) -> None:

@@ -157,7 +157,7 @@ def tiny_release(untrained_model_dir: Path, tmp_path_factory: pytest.TempPathFac
         (artifacts / name).write_text(json.dumps(data))
     settings = dataclasses.replace(
         config.get_settings(), artifacts_dir=artifacts, model_dir=model_dir,
-        registry_dir=root / "registry", hf_token="", hf_repo_id="",
+        registry_dir=root / "registry", hf_token="", hf_repo_id="", release_onnx=False,  # ONNX: ~8 s, unused
     )
     push_model.publish(settings)
     shutil.rmtree(artifacts)  # the release is self-contained

@@ -54,6 +54,9 @@ def load_split_data(artifacts_dir: Path) -> SplitData:
     train, val = _read_split(splits / "train.csv"), _read_split(splits / "val.csv")
     mapping = read_json(artifacts_dir / "label_mapping.json", "label map", PREPARE_FIX)
     label2id = {str(k): int(v) for k, v in mapping.get("label2id", {}).items()}
+    if len(label2id) < 2:
+        # transformers reads num_labels == 1 as regression: it would train silently and mean nothing.
+        raise PipelineError(f"label_mapping.json has {len(label2id)} label(s); a classifier needs at least 2: {PREPARE_FIX}")
     unknown = sorted((set(train["label"]) | set(val["label"])) - set(label2id))
     if unknown:
         raise PipelineError(f"labels {unknown} are missing from label_mapping.json (stale artifacts?): {PREPARE_FIX}")

@@ -75,3 +75,21 @@ def test_resume_without_checkpoint_and_bad_base_model(tmp_path: Path, capsys) ->
 def test_bad_hyperparameters_are_refused(tmp_path: Path, capsys, bad) -> None:
     assert run_cli(finetune_bert.main, ["--artifacts-dir", str(tmp_path), *bad]) == 1
     assert "must be positive" in capsys.readouterr().err
+
+
+def test_a_one_label_map_is_refused_not_trained_as_regression(tmp_path: Path, capsys) -> None:
+    import pandas as pd
+
+    artifacts = write_tiny_splits(tmp_path / "artifacts", per_label=4)
+    for name in ("train", "val"):
+        path = artifacts / "splits" / f"{name}.csv"
+        frame = pd.read_csv(path)
+        frame.assign(label=TRAINED_LABELS[0]).to_csv(path, index=False)
+    (artifacts / "label_mapping.json").write_text(json.dumps(
+        {"label2id": {TRAINED_LABELS[0]: 0}, "id2label": {"0": TRAINED_LABELS[0]}}
+    ))
+    argv = ["--artifacts-dir", str(artifacts), "--output-dir", str(tmp_path / "m"), *TINY_ARGS]
+    assert run_cli(finetune_bert.main, argv) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error: ") and "at least 2" in error and "prepare_data.py" in error
+    assert not (tmp_path / "m").exists()

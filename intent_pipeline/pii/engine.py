@@ -1,0 +1,209 @@
+"""The masking engine: text in, typed placeholders out, one message or a batch.
+
+`PiiMasker` runs spaCy's NER once per message (in batches, `nlp.pipe` through Presidio's public
+`process_batch`), asks each registered recognizer whether it could match at all (a digit, a cue
+word, an '@'), and runs Presidio's analyzer with just those; most chat messages need none. Findings
+are resolved into non-overlapping spans (resolve.py) and replaced by the registry's placeholders.
+
+`mask_batch` masks identical texts once, can fork worker processes, and masks every other
+occurrence of a name or place found anywhere in the batch (spaCy finds "Jones" in one sentence and
+misses it in the next).
+
+Raw PII values never leave this package in clear: `MaskResult.entities` holds offsets, and stage 1
+keeps only salted digests of them (intent_pipeline/pii_digests.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import regex
+from tqdm import tqdm
+
+from intent_pipeline.pii.analyzer import LANGUAGE, build_analyzer
+from intent_pipeline.pii.registry import NER_ENTITIES, PLACEHOLDERS, entries
+from intent_pipeline.pii.resolve import PiiEntity, apply_placeholders, resolve_overlaps, widen_names
+from intent_pipeline.pii.words import is_common
+from intent_pipeline.text import clean_text
+
+# Presidio's pattern scores: phone matches start at 0.4, spaCy entities 0.85, validated cards and
+# IBANs 1.0; the weak SSN patterns (0.05) and unvalidated guesses stay below this line.
+SCORE_THRESHOLD = 0.4
+BATCH_SIZE = 256
+
+
+@dataclass
+class MaskResult:
+    text: str  # the masked text
+    entities: list[PiiEntity] = field(default_factory=list)
+
+    @property
+    def counts(self) -> Counter:
+        return Counter(e.entity_type for e in self.entities)
+
+
+class PiiMasker:
+    """Replaces PII with typed placeholders; build it once (`get_masker`) and reuse it."""
+
+    def __init__(self, spacy_model: str, mask_unknown_ids: bool = True, score_threshold: float = SCORE_THRESHOLD) -> None:
+        self.spacy_model = spacy_model
+        self.mask_unknown_ids = mask_unknown_ids
+        self.score_threshold = score_threshold
+        used = entries(mask_unknown_ids)
+        self.analyzer, recognizers = build_analyzer(spacy_model, used)
+        self.tiers = {r.name: e.tier for e, r in zip(used, recognizers)}
+        # (entity types, gate) per recognizer; a None gate means "only when NER found something".
+        self._gates = []
+        for entry, recognizer in zip(used, recognizers):
+            gate = entry.could_match or getattr(recognizer, "could_match", None)
+            self._gates.append((tuple(entry.placeholders), gate))
+
+    def _wanted(self, text: str, has_ner: bool) -> list[str]:
+        wanted: dict[str, None] = {}
+        for entity_types, gate in self._gates:
+            if (gate(text) if gate is not None else has_ner):
+                wanted.update(dict.fromkeys(entity_types))
+        return list(wanted)
+
+    def _mask_artifacts(self, text: str, artifacts) -> MaskResult:
+        if not text:
+            return MaskResult(text)
+        has_ner = any(e.label_ for e in artifacts.entities)
+        wanted = self._wanted(text, has_ner)
+        if not wanted:
+            return MaskResult(text)  # no recognizer could report anything: skip Presidio's per-text overhead
+        results = self.analyzer.analyze(text, LANGUAGE, entities=wanted, score_threshold=self.score_threshold,
+                                        nlp_artifacts=artifacts)
+        entities = widen_names(text, resolve_overlaps(results, text, self.tiers))
+        return MaskResult(apply_placeholders(text, entities, PLACEHOLDERS), entities)
+
+    def mask(self, text: str) -> MaskResult:
+        """Mask one message (already cleaned with `clean_text`)."""
+        return self._mask_serial([text])[0]
+
+    def _mask_serial(self, texts: Sequence[str], progress: tqdm | None = None) -> list[MaskResult]:
+        out = []
+        for text, artifacts in self.analyzer.nlp_engine.process_batch(list(texts), LANGUAGE, batch_size=BATCH_SIZE):
+            out.append(self._mask_artifacts(text, artifacts))
+            if progress is not None:
+                progress.update(1)
+        return out
+
+    def mask_batch(
+        self, texts: Sequence[str], n_process: int = 1, progress: bool = False, chunk_size: int = 500
+    ) -> list[MaskResult]:
+        """Mask many messages: identical texts are masked once; `n_process` > 1 forks worker processes.
+
+        A name or place found in one message is masked wherever else it occurs in the batch.
+        """
+        unique = list(dict.fromkeys(texts))
+        bar = tqdm(total=len(unique), desc="masking PII", unit="msg", disable=not progress)
+        with bar:
+            if n_process <= 1 or len(unique) < 2 * chunk_size:
+                masked = self._mask_serial(unique, bar)
+            else:
+                masked = self._mask_parallel(unique, n_process, chunk_size, bar)
+        by_text = dict(zip(unique, mask_repeated_names(unique, masked)))
+        return [by_text[t] for t in texts]
+
+    def _mask_parallel(self, texts: list[str], n_process: int, chunk_size: int, bar: tqdm) -> list[MaskResult]:
+        chunks = [texts[i : i + chunk_size] for i in range(0, len(texts), chunk_size)]
+        # Fork shares this already-loaded masker with the workers (no model reload per process).
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        out: list[MaskResult] = []
+        global _worker_masker
+        _worker_masker = self  # forked workers inherit it; spawned ones build their own
+        with context.Pool(n_process, initializer=_init_worker, initargs=(self.spacy_model, self.mask_unknown_ids)) as pool:
+            for result in pool.imap(_mask_chunk, chunks):
+                out.extend(result)
+                bar.update(len(result))
+        return out
+
+
+def mask_repeated_names(texts: Sequence[str], results: list[MaskResult]) -> list[MaskResult]:
+    """Mask every other occurrence of a name or place found anywhere in the batch.
+
+    Values made only of common words are left out: a lower-case cue name that happens to be a word
+    must not spread through the batch.
+    """
+    found = {}
+    for text, result in zip(texts, results):
+        for e in result.entities:
+            value = text[e.start : e.end]
+            if e.entity_type in NER_ENTITIES and not all(is_common(w) for w in value.split()):
+                found[value.lower()] = e.entity_type
+    if not found:
+        return results
+    alternatives = "|".join(regex.escape(v) for v in sorted(found, key=len, reverse=True))
+    pattern = regex.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", regex.IGNORECASE)
+    out = []
+    for text, result in zip(texts, results):
+        extra = [
+            PiiEntity(found[m.group(0).lower()], m.start(), m.end(), 0.5)
+            for m in pattern.finditer(text)
+            if all(m.end() <= e.start or m.start() >= e.end for e in result.entities)
+        ]
+        if extra:
+            entities = widen_names(text, sorted(result.entities + extra, key=lambda e: e.start))
+            result = MaskResult(apply_placeholders(text, entities, PLACEHOLDERS), entities)
+        out.append(result)
+    return out
+
+
+_worker_masker: PiiMasker | None = None
+
+
+def _init_worker(spacy_model: str, mask_unknown_ids: bool) -> None:
+    global _worker_masker
+    if _worker_masker is None or (_worker_masker.spacy_model, _worker_masker.mask_unknown_ids) != (
+            spacy_model, mask_unknown_ids):
+        _worker_masker = get_masker(spacy_model, mask_unknown_ids)
+
+
+def _mask_chunk(texts: list[str]) -> list[MaskResult]:
+    assert _worker_masker is not None
+    return _worker_masker._mask_serial(texts)
+
+
+def get_masker(spacy_model: str, mask_unknown_ids: bool | None = None) -> PiiMasker:
+    """The masker for `spacy_model`, built once per process (loading spaCy + Presidio takes seconds).
+
+    `mask_unknown_ids` defaults to the MASK_UNKNOWN_IDS setting.
+    """
+    if mask_unknown_ids is None:
+        from config import get_settings
+
+        mask_unknown_ids = get_settings().mask_unknown_ids
+    return _cached_masker(spacy_model, mask_unknown_ids)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_masker(spacy_model: str, mask_unknown_ids: bool) -> PiiMasker:
+    return PiiMasker(spacy_model, mask_unknown_ids)
+
+
+def mask_then_truncate(masker: PiiMasker, texts: Sequence[str], max_chars: int) -> list[tuple[str, bool]]:
+    """Clean and mask whole messages, then cut each masked text to `max_chars`: (text, was it cut).
+
+    Masking comes first because a cut can split a phone number or an address so that no recognizer
+    sees it, and the unmasked half would then reach the model and the log. A cut never leaves half a
+    placeholder behind.
+    """
+    results = masker.mask_batch([clean_text(t) for t in texts], n_process=1)
+    return [truncate_masked(r.text, max_chars) for r in results]
+
+
+_PLACEHOLDER_AT_END = regex.compile(r"\[[A-Z_]*$")
+
+
+def truncate_masked(text: str, max_chars: int) -> tuple[str, bool]:
+    """`text` cut to `max_chars` characters, without leaving a partial "[PHONE" at the end."""
+    if max_chars <= 0 or len(text) <= max_chars:
+        return text, False
+    cut = text[:max_chars]
+    return _PLACEHOLDER_AT_END.sub("", cut).rstrip(), True

@@ -1,0 +1,38 @@
+"""TrackingNumberRecognizer: parcel tracking numbers.
+
+Anywhere: UPS ("1Z999AA10123456784"), UPU S10 numbers used by postal services ("RR123456789GB"),
+and long carrier numbers (12-34 digits, as FedEx, USPS and DHL use) once the chat talks about
+tracking or a carrier. After a tracking cue ("tracking number", "track", "consignment", "waybill",
+"parcel", ...): 8-35 letters and digits with at least 6 digits.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from presidio_analyzer import Pattern
+
+from intent_pipeline.pii.recognizers.base import CuedPatternRecognizer, cue_regex
+
+UPS = r"(?<![\w])1Z\s?[0-9A-Z]{3}\s?[0-9A-Z]{3}\s?[0-9A-Z]{2}\s?[0-9A-Z]{4}\s?[0-9A-Z]{4}(?![\w])"
+S10 = r"(?<![\w])(?-i:[A-Z]{2})\s?\d{3}\s?\d{3}\s?\d{3}\s?(?-i:[A-Z]{2})(?![\w])"
+TRACKING = r"(?<![\w])(?=(?:[A-Z\s\-]*\d){6})[A-Z0-9](?:[A-Z0-9]|[\s\-](?=[A-Z0-9]*\d)){7,34}(?![\w])"
+CARRIER_NUMBER = r"(?<![\w])\d(?:[\s\-]?\d){11,33}(?![\w])"
+
+
+class TrackingNumberRecognizer(CuedPatternRecognizer):
+    ENTITY = "TRACKING_NUMBER"
+    CONTEXT: ClassVar[list[str]] = ["tracking", "tracking number", "tracking no", "tracking id", "tracking code",
+                                    "tracking #", "track", "trk", "consignment", "consignment number", "waybill",
+                                    "airway bill", "awb", "parcel", "parcel number", "package", "shipment",
+                                    "shipment number", "ups", "fedex", "usps", "dhl", "royal mail", "hermes", "evri",
+                                    "dpd", "gls", "an post", "canada post", "australia post", "colissimo", "correos"]
+    PATTERNS: ClassVar[list[Pattern]] = [Pattern("tracking number after cue", TRACKING, 0.8)]
+    UNCUED_PATTERNS: ClassVar[list[Pattern]] = [Pattern("ups", UPS, 0.9), Pattern("upu s10", S10, 0.7)]
+    FILLER = (r"(?:[\s:#=.,\-]|\b(?:is|was|are|its|it's|no|nr|num|number|id|code|my|the|of|for|with|via|on|"
+              r"ref|reference)\b){0,10}?")
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        # Long digit runs count anywhere in a message that mentions tracking or a carrier.
+        self.patterns.append(Pattern("long carrier number", rf"(?<={cue_regex(self.cues)}.*?){CARRIER_NUMBER}", 0.7))

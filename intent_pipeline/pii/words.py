@@ -1,0 +1,70 @@
+"""Word lists the recognizers share to tell a name (or a username) from an ordinary word in chat.
+
+`common_words()` is the bundled frequency list (data/common_words.txt, built by
+tools/build_common_words.py); `CHAT_WORDS` adds chat and support vocabulary that no dictionary has
+("pls", "paypal", "wifi"); `NOT_NAME_AFTER_NAME` are words that follow a name without being part of
+it ("im sarah here", "for john asap").
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+_DATA = Path(__file__).resolve().parent / "data"
+
+# Chat spellings and product/tech words a support message uses as words, never as names.
+CHAT_WORDS = frozenset(
+    """im ive id ill dont cant wont didnt doesnt isnt wasnt arent havent hasnt couldnt wouldnt shouldnt
+    thats whats theres u ur ya yeah yep nope ok okay pls plz thx thanks ty asap btw fyi idk imo lol omg
+    hi hii hiya hey hello heya sup morning evening afternoon
+    paypal ebay amazon iphone ipad android app apps wifi online offline login logout signup email emails
+    emailed gmail hotmail outlook yahoo website webpage checkout cart refund refunds refunded cancelled
+    cancelling canceled canceling shipped delivered subscription subscriptions unsubscribe username
+    password passcode otp pin cvv sms voicemail upgrade downgrade premium pro basic standard plus gold
+    platinum silver bronze newsletter invoice invoices chatbot bot agent support helpdesk
+    netflix spotify hulu disney xbox playstation nintendo samsung huawei xiaomi pixel macbook airpods
+    uber lyft airbnb venmo zelle revolut monzo klarna stripe visa mastercard amex fedex ups usps dhl
+    hermes royalmail whatsapp facebook instagram tiktok twitter youtube google alexa kindle""".split()
+)
+
+# Words that follow a name in chat without belonging to it.
+NOT_NAME_AFTER_NAME = frozenset(
+    """please pls plz here there now today tomorrow yesterday again asap thanks thx speaking calling
+    writing texting messaging and or but so then too also regarding about re from at in on to with by
+    for of is was are were am be been has have had will would can could should shall may might must
+    just only still already yet not no yes hi hello hey dear sir madam team""".split()
+)
+
+# Name particles: part of a surname, never a name on their own ("van der berg", "de la cruz").
+NAME_PARTICLES = frozenset("van von der den de del della di da dos das du la le el al bin ibn ter ten".split())
+
+
+@functools.lru_cache(maxsize=1)
+def common_words() -> frozenset[str]:
+    """Common English words (lower case), plus CHAT_WORDS."""
+    words = (_DATA / "common_words.txt").read_text(encoding="utf-8").split()
+    return frozenset(words) | CHAT_WORDS
+
+
+@functools.lru_cache(maxsize=1)
+def stop_words() -> frozenset[str]:
+    """spaCy's English stop words plus chat spellings of them ("im", "u")."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return frozenset(STOP_WORDS) | frozenset("im ive id ill u ur ya dont cant wont pls plz".split())
+
+
+@functools.lru_cache(maxsize=1)
+def _ranks() -> dict[str, int]:
+    words = (_DATA / "common_words.txt").read_text(encoding="utf-8").split()
+    return {w: i for i, w in enumerate(words)}
+
+
+def is_common(word: str) -> bool:
+    return word.lower().strip("'’") in common_words()
+
+
+def frequency_rank(word: str) -> int:
+    """Position of `word` in the common-word list (0 = most frequent); a large number if absent."""
+    return _ranks().get(word.lower().strip("'’"), 1_000_000)

@@ -61,15 +61,15 @@ class Registered:
 
 RECOGNIZERS: tuple[Registered, ...] = (
     Registered(_spacy, {"PERSON": "[PERSON]", "LOCATION": "[LOCATION]"}, NER),
-    Registered(_ours("person_cue", "PersonCueRecognizer"), {"PERSON": "[PERSON]"}, NER - 1),
+    Registered(_ours("person_cue", "PersonCueRecognizer"), {"PERSON": "[PERSON]"}, NER),
     Registered(_ours("street_address", "StreetAddressRecognizer"), {"STREET_ADDRESS": "[ADDRESS]"}, CUE),
     Registered(_ours("postcode", "PostcodeRecognizer"), {"POSTCODE": "[POSTCODE]"}, CUE, _has_digits(1)),
     Registered(_ours("email", "OfflineEmailRecognizer"), {"EMAIL_ADDRESS": "[EMAIL]"}, SHAPE),
     Registered(_ours("spelled_email", "SpelledEmailRecognizer"), {"EMAIL_ADDRESS": "[EMAIL]"}, SHAPE),
     Registered(_ours("phone", "ChatPhoneRecognizer"), {"PHONE_NUMBER": "[PHONE]"}, SHAPE),
     Registered(_builtin("CreditCardRecognizer"), {"CREDIT_CARD": "[CREDIT_CARD]"}, SHAPE, _has_digits(12)),
-    Registered(_builtin("IbanRecognizer"), {"IBAN_CODE": "[IBAN]"}, SHAPE, _has_digits(8)),
-    Registered(_builtin("UsSsnRecognizer"), {"US_SSN": "[US_SSN]"}, SHAPE, _has_digits(9)),
+    Registered(_builtin("IbanRecognizer"), {"IBAN_CODE": "[IBAN]"}, CUE, _has_digits(8)),
+    Registered(_builtin("UsSsnRecognizer"), {"US_SSN": "[US_SSN]"}, CUE, _has_digits(9)),
     Registered(_builtin("IpRecognizer"), {"IP_ADDRESS": "[IP_ADDRESS]"}, SHAPE, lambda t: ":" in t or "." in t),
     Registered(_ours("url", "UrlRecognizer"), {"URL": "[URL]"}, SHAPE),
     Registered(_ours("order_id", "OrderIdRecognizer"),

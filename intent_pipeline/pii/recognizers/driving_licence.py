@@ -11,7 +11,7 @@ from presidio_analyzer import Pattern
 
 from intent_pipeline.pii.recognizers.base import CuedPatternRecognizer
 
-LICENCE_NUMBER = r"(?<![\w])(?=(?:[A-Z\-\s]*\d){4})[A-Z0-9](?:[A-Z0-9]|[\-\s](?=[A-Z0-9]*\d)){4,20}(?![\w])"
+LICENCE_NUMBER = r"(?<![\w])(?:[A-Z]{5}[\s\-]?(?=\d)|(?=[A-Z]*\d))(?=(?:[A-Z\-\s]*\d){4})[A-Z0-9](?:[A-Z0-9]|[\-\s](?=[A-Z0-9]*\d)){4,20}(?![\w])"
 
 
 class DrivingLicenceRecognizer(CuedPatternRecognizer):

@@ -15,7 +15,7 @@ from presidio_analyzer import Pattern
 from intent_pipeline.pii.recognizers.base import CuedPatternRecognizer
 
 NINO = r"(?<![\w])(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]\s?\d{2}\s?\d{2}\s?\d{2}\s?[A-D](?![\w])"
-ID_NUMBER = r"(?<![\w])(?=(?:[A-Z\-\s]*\d){5})[A-Z0-9](?:[A-Z0-9]|[\-\s](?=[A-Z0-9]*\d)){5,16}(?![\w])"
+ID_NUMBER = r"(?<![\w])(?=[A-Z]*\d)(?=(?:[A-Z\-\s]*\d){5})[A-Z0-9](?:[A-Z0-9]|[\-\s](?=[A-Z0-9]*\d)){5,16}(?![\w])"
 
 
 class NationalIdRecognizer(CuedPatternRecognizer):
@@ -27,5 +27,5 @@ class NationalIdRecognizer(CuedPatternRecognizer):
                                     "ppsn", "dni", "nie", "nif", "codice fiscale", "personalausweis",
                                     "steuer-id", "carte d'identité", "carte d'identite", "numero de securite sociale",
                                     "tfn", "medicare", "health card", "nhs number", "id"]
-    PATTERNS: ClassVar[list[Pattern]] = [Pattern("id number after cue", ID_NUMBER, 0.8)]
+    PATTERNS: ClassVar[list[Pattern]] = [Pattern("id number after cue", ID_NUMBER, 0.45)]
     UNCUED_PATTERNS: ClassVar[list[Pattern]] = [Pattern("uk national insurance number", NINO, 0.7)]

@@ -58,7 +58,7 @@ def _starts_name(word: str, strength: str, capitals_count: bool) -> bool:
         return False
     if strength in ("title", "strong"):
         return True
-    if capitals_count and word[:1].isupper() and not is_common(word):
+    if capitals_count and word[:1].isupper() and not word.isupper() and not is_common(word):
         return True
     return strength == "medium" and not is_common(word)
 
@@ -150,7 +150,7 @@ class PersonCueRecognizer(EntityRecognizer):
                 word.group(0)):
             return self._name_after(text, word.end(), "title")  # "for mrs o'brien"
         capitals_count = not is_title_case(text, word.start(), word.end())
-        if strength == "capitalised" and not (capitals_count and word.group(0)[:1].isupper()):
+        if strength == "capitalised" and not (capitals_count and word.group(0)[:1].isupper() and not word.group(0).isupper()):
             return None
         if not _starts_name(word.group(0), "medium" if strength == "capitalised" else strength, capitals_count):
             return None

@@ -11,7 +11,7 @@ from presidio_analyzer import Pattern
 
 from intent_pipeline.pii.recognizers.base import CuedPatternRecognizer
 
-REFERENCE = r"(?<![\w])(?=(?:[A-Z\-]*\d){3})[A-Z0-9](?:[A-Z0-9]|-(?=[A-Z0-9])){3,30}(?![\w])"
+REFERENCE = r"(?<![\w])(?=[A-Z]*\d)(?=(?:[A-Z\-]*\d){3})[A-Z0-9](?:[A-Z0-9]|-(?=[A-Z0-9])){3,30}(?![\w])"
 
 
 class ReferenceIdRecognizer(CuedPatternRecognizer):

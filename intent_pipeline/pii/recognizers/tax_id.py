@@ -13,7 +13,7 @@ from intent_pipeline.pii.recognizers.base import CuedPatternRecognizer
 
 _EU = "AT|BE|BG|CY|CZ|DE|DK|EE|EL|ES|FI|FR|GB|HR|HU|IE|IT|LT|LU|LV|MT|NL|PL|PT|RO|SE|SI|SK|XI|CHE"
 VAT = rf"(?<![\w])(?:(?-i:{_EU})[\s\-]?|(?:{_EU})(?=\d))(?=(?:[A-Z\s]*\d){{5}})[0-9A-Z]{{2,4}}(?:[\s\-]?[0-9A-Z]{{2,5}}){{1,4}}(?![\w])"
-TAX_NUMBER = r"(?<![\w])(?=(?:[A-Z\-\s./]*\d){6})[A-Z0-9](?:[A-Z0-9]|[\-\s./](?=[A-Z0-9]*\d)){5,18}(?![\w])"
+TAX_NUMBER = r"(?<![\w])(?=[A-Z]*\d)(?=(?:[A-Z\-\s./]*\d){6})[A-Z0-9](?:[A-Z0-9]|[\-\s./](?=[A-Z0-9]*\d)){5,18}(?![\w])"
 
 
 class TaxIdRecognizer(CuedPatternRecognizer):

@@ -16,7 +16,7 @@ from intent_pipeline.pii.recognizers.base import CuedPatternRecognizer, cue_rege
 
 UPS = r"(?<![\w])1Z\s?[0-9A-Z]{3}\s?[0-9A-Z]{3}\s?[0-9A-Z]{2}\s?[0-9A-Z]{4}\s?[0-9A-Z]{4}(?![\w])"
 S10 = r"(?<![\w])(?-i:[A-Z]{2})\s?\d{3}\s?\d{3}\s?\d{3}\s?(?-i:[A-Z]{2})(?![\w])"
-TRACKING = r"(?<![\w])(?=(?:[A-Z\s\-]*\d){6})[A-Z0-9](?:[A-Z0-9]|[\s\-](?=[A-Z0-9]*\d)){7,34}(?![\w])"
+TRACKING = r"(?<![\w])(?=[A-Z]*\d)(?=(?:[A-Z\s\-]*\d){6})[A-Z0-9](?:[A-Z0-9]|[\s\-](?=[A-Z0-9]*\d)){7,34}(?![\w])"
 CARRIER_NUMBER = r"(?<![\w])\d(?:[\s\-]?\d){11,33}(?![\w])"
 
 

@@ -69,6 +69,8 @@ RECOGNIZERS: tuple[Registered, ...] = (
     Registered(_ours("phone", "ChatPhoneRecognizer"), {"PHONE_NUMBER": "[PHONE]"}, SHAPE),
     Registered(_builtin("CreditCardRecognizer"), {"CREDIT_CARD": "[CREDIT_CARD]"}, SHAPE, _has_digits(12)),
     Registered(_builtin("IbanRecognizer"), {"IBAN_CODE": "[IBAN]"}, CUE, _has_digits(8)),
+    Registered(_ours("iban", "ChatIbanRecognizer"), {"IBAN_CODE": "[IBAN]"}, CUE),
+    Registered(_ours("card_number", "CardNumberRecognizer"), {"CREDIT_CARD": "[CREDIT_CARD]"}, CUE),
     Registered(_builtin("UsSsnRecognizer"), {"US_SSN": "[US_SSN]"}, CUE, _has_digits(9)),
     Registered(_builtin("IpRecognizer"), {"IP_ADDRESS": "[IP_ADDRESS]"}, SHAPE, lambda t: ":" in t or "." in t),
     Registered(_ours("url", "UrlRecognizer"), {"URL": "[URL]"}, SHAPE),

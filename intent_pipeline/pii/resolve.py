@@ -75,6 +75,36 @@ def widen_names(text: str, entities: list[PiiEntity]) -> list[PiiEntity]:
     return out
 
 
+_CITY_WORD = r"(?!(?:please|pls|plz|thanks|thx|instead|not|and|or|but|asap|the|a|to|for|in|on|at|is|it|its|it's|uk|usa|us|then|if|so)\b)[^\W\d_][\w'’.-]*"
+_CITY_BETWEEN = regex.compile(rf"^[\s,]+((?:{_CITY_WORD}[\s,]+){{0,2}}{_CITY_WORD}),?\s*(?:-\s*)?$", regex.IGNORECASE)
+_CITY_AFTER = regex.compile(rf"^(?:[\s,]+|\s*-\s*)((?:{_CITY_WORD}\s+){{0,1}}{_CITY_WORD})(?=\s*(?:[,.;!?]|$|\s(?!{_CITY_WORD})))",
+                            regex.IGNORECASE)
+
+
+def add_cities(text: str, entities: list[PiiEntity]) -> list[PiiEntity]:
+    """The town of an address: 1-3 words between a street address and its postcode ("12 high st,
+    leeds, ls1 4ab"), or 1-2 words right after a postcode that follows a street address ("calle mayor
+    10, 28013 madrid"). An address is read as a whole: its town says where the person lives."""
+    added: list[PiiEntity] = []
+    for first, second in zip(entities, entities[1:]):
+        if first.entity_type == "STREET_ADDRESS" and second.entity_type == "POSTCODE":
+            between = _CITY_BETWEEN.match(text[first.end : second.start])
+            if between:
+                added.append(PiiEntity("LOCATION", first.end + between.start(1), first.end + between.end(1), 0.5))
+    for i, entity in enumerate(entities):
+        after_address = i > 0 and entities[i - 1].entity_type == "STREET_ADDRESS" and not text[
+            entities[i - 1].end : entity.start].strip(" ,-").count(" ") > 2
+        if entity.entity_type == "POSTCODE" and after_address:
+            limit = entities[i + 1].start if i + 1 < len(entities) else len(text)
+            after = _CITY_AFTER.match(text[entity.end : limit])
+            if after:
+                added.append(PiiEntity("LOCATION", entity.end + after.start(1), entity.end + after.end(1), 0.5))
+    if not added:
+        return entities
+    kept = [a for a in added if all(a.end <= e.start or a.start >= e.end for e in entities)]
+    return sorted(entities + kept, key=lambda e: e.start)
+
+
 def apply_placeholders(text: str, entities: list[PiiEntity], placeholders: Mapping[str, str]) -> str:
     parts, cursor = [], 0
     for entity in entities:

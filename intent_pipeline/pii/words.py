@@ -25,7 +25,8 @@ CHAT_WORDS = frozenset(
     platinum silver bronze newsletter invoice invoices chatbot bot agent support helpdesk
     netflix spotify hulu disney xbox playstation nintendo samsung huawei xiaomi pixel macbook airpods
     uber lyft airbnb venmo zelle revolut monzo klarna stripe visa mastercard amex fedex ups usps dhl
-    hermes royalmail whatsapp facebook instagram tiktok twitter youtube google alexa kindle""".split()
+    hermes royalmail whatsapp facebook instagram tiktok twitter youtube google alexa kindle
+    promo promos promocode coupon coupons voucher vouchers giftcard ecommerce wishlist preorder restock""".split()
 )
 
 # Words that follow a name in chat without belonging to it.
@@ -61,8 +62,18 @@ def _ranks() -> dict[str, int]:
     return {w: i for i, w in enumerate(words)}
 
 
+_SUFFIXES = (("ies", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"), ("ly", ""),
+             ("er", ""), ("ers", ""), ("ment", ""), ("ments", ""), ("ness", ""), ("ations", "e"), ("ations", ""))
+
+
 def is_common(word: str) -> bool:
-    return word.lower().strip("'’") in common_words()
+    """A common English word, or an inflection of one ("compensations", "tracked")."""
+    word = word.lower().strip("'’")
+    words = common_words()
+    if word in words:
+        return True
+    return any(word.endswith(suffix) and len(word) - len(suffix) >= 4 and word[: -len(suffix)] + replacement in words
+               for suffix, replacement in _SUFFIXES)
 
 
 def frequency_rank(word: str) -> int:

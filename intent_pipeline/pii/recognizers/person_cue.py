@@ -32,7 +32,7 @@ CONTINUATION_MIN_RANK = 600
 MAX_NAME_WORDS = 4
 _WORD = regex.compile(r"(?:(?:o|d)['’]|(?:al|el)-)?[^\W\d_]+(?:['’-][^\W\d_]+)*")
 _LETTERS = regex.compile(r"[^\W\d_]")
-_GAP = regex.compile(r"[\s,:;.\-]*")
+_GAP = regex.compile(r"[\s,:;.\-]*(?:(?:is|was|=|s)\s+)?", regex.IGNORECASE)
 # Capitalised words that start sentences or name products rather than people.
 NOT_NAME_WORDS = frozenset("""i my your our his her their the a an this that these those please hi hello hey dear
 thanks thank how what where when why who which can could would will shall is are was do does did get need want help

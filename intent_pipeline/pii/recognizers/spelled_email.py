@@ -19,7 +19,7 @@ TLDS = ("com|net|org|edu|gov|io|co|uk|de|fr|es|it|nl|ie|in|au|ca|us|info|biz|me|
 _AT = r"(?:\s*[\(\[\{<]\s*at\s*[\)\]\}>]\s*|\s+at\s+|\s*\(a\)\s*)"
 _DOT = r"(?:\s*[\(\[\{<]\s*dot\s*[\)\]\}>]\s*|\s+dot\s+|\.)"
 _LOCAL = r"[a-z0-9][a-z0-9_%+\-]*(?:(?:\s+dot\s+|\s*[\(\[]dot[\)\]]\s*|[._])[a-z0-9_%+\-]+)*"
-_DOMAIN = rf"[a-z0-9][a-z0-9\-]*(?:{_DOT}[a-z0-9\-]+)*?{_DOT}(?:{TLDS})(?![\w])"
+_DOMAIN = rf"[a-z0-9][a-z0-9\-]*(?:{_DOT}[a-z0-9\-]+)*{_DOT}(?:{TLDS})(?![\w])"
 
 
 class SpelledEmailRecognizer(CuedPatternRecognizer):

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import regex
+
 from presidio_analyzer import Pattern, PatternRecognizer
 
 from intent_pipeline.pii.recognizers.base import cue_regex
@@ -38,15 +40,20 @@ shoals shls shore shr shores shrs skyway skwy spring spg springs spgs spurs squa
 stra stream strm street st streets sts summit smt terrace ter tce throughway trwy trafficway trfy trail trl
 trailer trlr tunnel tunl turnpike tpke underpass upas valley vly valleys vlys viaduct via villa vlg village
 villages vlgs ville vl vista vis walk walks wall way wy ways well wells nagar marg chowk ganj zila
-esplanade promenade quay wharf grange rise vale""".split()
+esplanade promenade quay wharf grange rise vale alleyway amble approach artery boardwalk brow circuit
+concourse copse deviation downs driveway easement entrance fairway firetrail frontage glade highroad interchange
+laneway lookout meander nook outlook pathway quays ramble reserve retreat ridgeway serviceway siding slope
+subway tarn tollway tor turn wynd footway""".split()
 # Street types that are also everyday nouns in support chat: only after an address cue.
 AMBIGUOUS_TYPES = """park parks point points port ports view views light lights key lock locks pass path
 place run rest row track trace station club mission union spur fork ramp loaf island mountain shores
-course lodge crest center""".split()
+course lodge crest center break end edge top gap link return round reach follow chase brace pocket
+strip""".split()
 # Street words that come first ("rue de la paix"): non-English ones alone name a street.
 PREFIX_TYPES = """rue chemin allée allee impasse quai calle avenida avda paseo carrer camino ronda pasaje
 alameda viale piazza piazzale vicolo corso largo strada contrada borgo rua travessa praça praca rodovia
-estrada""".split()
+estrada rotonda incrocio stretto vico vial cañada urbanización urbanizacion callejón callejon
+pasadizo rambla acceso carretera glorieta travesía travesia c/ c. avda. av.""".split()
 ENGLISH_PREFIX_TYPES = "avenue boulevard bd via route place plaza".split()
 GERMAN_SUFFIXES = r"(?:straße|strasse|str\.|str\b|gasse|weg|platz|allee|damm|ufer|chaussee|steig|pfad|(?-i:ring))"
 ADDRESS_CUES = ["address", "addr", "ship to", "shipping to", "deliver to", "delivered to", "send to", "sent to",
@@ -57,21 +64,24 @@ _NUM = r"\d{1,5}[a-z]?(?:\s?[-/]\s?\d{1,4}[a-z]?)?"
 _UNIT = (r"(?:(?:flat|apt|apartment|appartamento|unit|suite|ste|room|rm|floor|fl|studio|piso|puerta|piano|"
          r"bldg|building|block|no|#)\.?\s*#?\s*\d{1,5}[a-z]?|\d{1,3}(?:st|nd|rd|th)\s+floor)")
 _STOP = (r"(?!(?:the|a|an|of|for|from|my|to|in|on|at|and|or|with|is|it|this|that|your|our|their|order|orders|"
-         r"item|items|number|account|card|payment|refund|times|days|day|weeks|months|years|hours|usd|eur|gbp)\b)")
+         r"item|items|number|account|card|payment|refund|times|days|day|weeks|months|years|hours|usd|eur|gbp|"
+         r"postcode|post|code|zip|please|pls|thanks|thx|instead|not|but|also|city|near|next|asap|if|when|because|"
+         r"so|then|call|ring|deliver|send|ship|was|were|are|be|by|as)\b)")
 _WORD = _STOP + r"[^\W\d_][\w'’.-]*"
 _TYPE = r"(?:{})\.?(?![\w])"
 
 
 def _types(words: list[str]) -> str:
-    return _TYPE.format("|".join(sorted(set(words), key=len, reverse=True)))
+    return _TYPE.format("|".join(regex.escape(w) for w in sorted(set(words), key=len, reverse=True)))
 
 
 def _english(types: str) -> str:
-    return rf"(?:{_UNIT},?\s+)?{_NUM},?\s+(?:{_WORD}\s+){{1,4}}?{types}(?:,?\s+{_UNIT})?"
+    # "12 high st", "flat 3, 12 high st", "flat 66c brenda drive", "12 high st apt 4"
+    return rf"(?:{_UNIT},?\s+(?:{_NUM},?\s+)?|{_NUM},?\s+)(?:{_WORD}\s+){{1,4}}?{types}(?:,?\s+{_UNIT})?"
 
 
 def _prefixed(prefixes: str, need_number: bool) -> str:
-    words = rf"(?:\s+(?:{_WORD}|\d{{1,2}}(?:st|nd|rd|th)?)){{1,5}}?"
+    words = rf"(?:\s+(?:{_WORD}|\d{{1,2}}(?:st|nd|rd|th)\b)){{1,5}}"
     number_after = rf",?\s+(?:n[°o.º]?\s*)?{_NUM}(?:,?\s+{_UNIT})?"
     if need_number:
         return rf"(?:{_NUM},?\s+{prefixes}{words}|{prefixes}{words}{number_after})(?![\w])"

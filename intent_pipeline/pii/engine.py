@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from intent_pipeline.pii.analyzer import LANGUAGE, build_analyzer
 from intent_pipeline.pii.registry import NER_ENTITIES, PLACEHOLDERS, entries
-from intent_pipeline.pii.resolve import PiiEntity, add_cities, apply_placeholders, resolve_overlaps, widen_names
+from intent_pipeline.pii.resolve import PiiEntity, apply_placeholders, complete_addresses, resolve_overlaps, widen_names
 from intent_pipeline.pii.words import is_common
 from intent_pipeline.text import clean_text
 
@@ -78,7 +78,7 @@ class PiiMasker:
             return MaskResult(text)  # no recognizer could report anything: skip Presidio's per-text overhead
         results = self.analyzer.analyze(text, LANGUAGE, entities=wanted, score_threshold=self.score_threshold,
                                         nlp_artifacts=artifacts)
-        entities = add_cities(text, widen_names(text, resolve_overlaps(results, text, self.tiers)))
+        entities = complete_addresses(text, widen_names(text, resolve_overlaps(results, text, self.tiers)))
         return MaskResult(apply_placeholders(text, entities, PLACEHOLDERS), entities)
 
     def mask(self, text: str) -> MaskResult:

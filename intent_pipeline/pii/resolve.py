@@ -81,10 +81,28 @@ _CITY_AFTER = regex.compile(rf"^(?:[\s,]+|\s*-\s*)((?:{_CITY_WORD}\s+){{0,1}}{_C
                             regex.IGNORECASE)
 
 
-def add_cities(text: str, entities: list[PiiEntity]) -> list[PiiEntity]:
-    """The town of an address: 1-3 words between a street address and its postcode ("12 high st,
-    leeds, ls1 4ab"), or 1-2 words right after a postcode that follows a street address ("calle mayor
-    10, 28013 madrid"). An address is read as a whole: its town says where the person lives."""
+_CODE_AFTER_STREET = regex.compile(
+    rf"^[\s,]+(?:{_CITY_WORD}[\s,]+){{0,3}}(?:-\s*)?(\d{{4,6}})(?![\w$€£%]|[.,]\d|\s?(?:usd|eur|gbp|dollars?|euros?)\b)",
+    regex.IGNORECASE)
+
+
+def _codes_after_streets(text: str, entities: list[PiiEntity]) -> list[PiiEntity]:
+    added = []
+    for i, entity in enumerate(entities):
+        if entity.entity_type != "STREET_ADDRESS":
+            continue
+        limit = entities[i + 1].start if i + 1 < len(entities) else len(text)
+        code = _CODE_AFTER_STREET.match(text[entity.end : limit])
+        if code:
+            added.append(PiiEntity("POSTCODE", entity.end + code.start(1), entity.end + code.end(1), 0.6))
+    return sorted(entities + added, key=lambda e: e.start) if added else entities
+
+
+def complete_addresses(text: str, entities: list[PiiEntity]) -> list[PiiEntity]:
+    """An address is read as a whole: a 4-6 digit code within three words after a street address is
+    its postcode ("calle mayor 10, 28013 madrid"); the town is 1-3 words between a street address and
+    its postcode ("12 high st, leeds, ls1 4ab") or 1-2 words right after such a postcode."""
+    entities = _codes_after_streets(text, entities)
     added: list[PiiEntity] = []
     for first, second in zip(entities, entities[1:]):
         if first.entity_type == "STREET_ADDRESS" and second.entity_type == "POSTCODE":

@@ -28,9 +28,14 @@ DEFAULT_FILLER = (
 )
 
 
+TYPO_MIN_LENGTH = 6
+
+
 def phrase_regex(phrase: str) -> str:
-    """A cue phrase as a regex: its words in order, separated by spaces, '-', '_', '.' or nothing."""
-    words = [regex.escape(w) for w in phrase.split()]
+    """A cue phrase as a regex: its words in order, separated by spaces, '-', '_', '.' or nothing; a
+    word of TYPO_MIN_LENGTH or more letters also matches with one typo ("securty", "usernme")."""
+    words = [f"(?:{regex.escape(w)}){{e<=1}}" if len(w) >= TYPO_MIN_LENGTH and w.isalpha() else regex.escape(w)
+             for w in phrase.split()]
     return r"[\s_.\-]*".join(words)
 
 

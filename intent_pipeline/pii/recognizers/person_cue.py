@@ -32,6 +32,7 @@ CONTINUATION_MIN_RANK = 600
 MAX_NAME_WORDS = 4
 _WORD = regex.compile(r"(?:(?:o|d)['’]|(?:al|el)-)?[^\W\d_]+(?:['’-][^\W\d_]+)*")
 _LETTERS = regex.compile(r"[^\W\d_]")
+_WORD_END = regex.compile(r"$|[\s,;!?)]|[.:](?!\w)")  # a name word ends here; "jane@x.com" is no name
 _GAP = regex.compile(r"[\s,:;.\-]*(?:(?:is|was|=|s)\s+)?", regex.IGNORECASE)
 # Capitalised words that start sentences or name products rather than people.
 NOT_NAME_WORDS = frozenset("""i my your our his her their the a an this that these those please hi hello hey dear
@@ -84,7 +85,7 @@ def extend_name(text: str, start: int, end: int, max_words: int = MAX_NAME_WORDS
         if not gap:
             break
         word = _WORD.match(text, cursor + gap.end())
-        if not word:
+        if not word or not _WORD_END.match(text, word.end()):
             break
         if word.group(0).lower() in NAME_PARTICLES:
             pending.append(word.end())
@@ -107,6 +108,7 @@ class PersonCueRecognizer(EntityRecognizer):
         "name on card", "name on the account", "cardholder", "card holder", "account holder", "regards",
         "kind regards", "best regards", "sincerely", "signed", "attn", "attention", "c/o", "addressed to",
         "recipient is", "recipient"]
+    # "name" alone is weaker ("name field"): it counts as a CONTEXT cue below
     CONTEXT: ClassVar[list[str]] = [
         "im", "i'm", "i am", "i’m", "this is", "it's", "its", "here is", "called", "call me", "for", "placed by",
         "ordered by", "booked by", "signed by", "received by", "agent", "driver", "courier", "rep", "representative",
@@ -114,7 +116,7 @@ class PersonCueRecognizer(EntityRecognizer):
         "spoke to", "spoke with", "speak to", "speak with", "talked to", "talk to", "ask for", "hi", "hello",
         "hey", "dear", "thanks", "thank you", "thx", "cheers", "husband", "wife", "son", "daughter", "mother",
         "father", "mum", "mom", "dad", "brother", "sister", "partner", "friend", "boss", "tenant", "landlord",
-        "customer", "client", "user", "member", "contact", "from"]
+        "customer", "client", "user", "member", "contact", "from", "name"]
     CAPITALISED_CONTEXT: ClassVar[list[str]] = ["to", "with", "by", "of", "and", "is", "am", "from"]
 
     def __init__(self, context: list[str] | None = None, strong_context: list[str] | None = None,

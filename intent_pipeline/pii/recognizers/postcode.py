@@ -3,7 +3,8 @@
 
 UK, Canadian and Eircode shapes and ZIP+4 are specific enough to count anywhere; a bare 4-5 digit
 number needs a cue: "postcode 75002", "zip 10001", "plz 10115", "..., ny 10001", or a street address
-shortly before it ("12 rue de la paix, 75002 paris", "calle mayor 10, 28013 madrid").
+shortly before it ("12 rue de la paix, 75002 paris", "calle mayor 10, 28013 madrid": that last rule
+lives in resolve.complete_addresses, as it needs the street address found first).
 """
 
 from __future__ import annotations
@@ -44,9 +45,6 @@ class PostcodeRecognizer(CuedPatternRecognizer):
         # ", ny 10001" / "texas 75001": a state name or a comma-led state abbreviation
         Pattern("zip after state", rf"(?<=(?:,\s*(?:{'|'.join(US_STATES)})|\b(?:{'|'.join(US_STATES[51:])}))\s+){CODE}",
                 0.6),
-        # a code within a few words after a street address: "12 rue x, 75002 paris", "hauptstr. 5 10115 berlin"
-        Pattern("code after street", rf"(?<=(?:{'|'.join(p.regex for p in StreetAddressRecognizer.PATTERNS)})"
-                                      rf"[\s,]+(?:[^\W\d_][\w'-]*[\s,]+){{0,3}}(?:-\s*)?){CODE}", 0.6),
         # "75002 paris" right after an address cue
         Pattern("code after address cue", rf"(?<={cue_regex(StreetAddressRecognizer.CONTEXT)}[^\d]{{0,60}}?)"
                                           rf"{CODE}(?=[\s,]+[^\W\d_]{{3,}})", 0.5),

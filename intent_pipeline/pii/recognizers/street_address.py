@@ -47,7 +47,7 @@ subway tarn tollway tor turn wynd footway""".split()
 # Street types that are also everyday nouns in support chat: only after an address cue.
 AMBIGUOUS_TYPES = """park parks point points port ports view views light lights key lock locks pass path
 place run rest row track trace station club mission union spur fork ramp loaf island mountain shores
-course lodge crest center break end edge top gap link return round reach follow chase brace pocket
+course lodge crest center dip towers tower break end edge top gap link return round reach follow chase brace pocket
 strip""".split()
 # Street words that come first ("rue de la paix"): non-English ones alone name a street.
 PREFIX_TYPES = """rue chemin allée allee impasse quai calle avenida avda paseo carrer camino ronda pasaje
@@ -58,11 +58,12 @@ ENGLISH_PREFIX_TYPES = "avenue boulevard bd via route place plaza".split()
 GERMAN_SUFFIXES = r"(?:straße|strasse|str\.|str\b|gasse|weg|platz|allee|damm|ufer|chaussee|steig|pfad|(?-i:ring))"
 ADDRESS_CUES = ["address", "addr", "ship to", "shipping to", "deliver to", "delivered to", "send to", "sent to",
                 "live at", "living at", "moved to", "move to", "located at", "lives at", "post it to", "mail to",
+                "ship it to", "send it to", "deliver it to", "mail it to", "should go to", "go to", "goes to",
                 "billing address", "shipping address", "delivery address", "home address", "new address"]
 
-_NUM = r"\d{1,5}[a-z]?(?:\s?[-/]\s?\d{1,4}[a-z]?)?"
+_NUM = r"(?<![\w])\d{1,5}[a-z]?(?:\s?[-/]\s?\d{1,4}[a-z]?)?"
 _UNIT = (r"(?:(?:flat|apt|apartment|appartamento|unit|suite|ste|room|rm|floor|fl|studio|piso|puerta|piano|"
-         r"bldg|building|block|no|#)\.?\s*#?\s*\d{1,5}[a-z]?|\d{1,3}(?:st|nd|rd|th)\s+floor)")
+         r"bldg|building|block|h\.?\s?no|house\s+no|no|#)\.?\s*#?\s*\d{1,5}[a-z]?|\d{1,3}(?:st|nd|rd|th)\s+floor)")
 _STOP = (r"(?!(?:the|a|an|of|for|from|my|to|in|on|at|and|or|with|is|it|this|that|your|our|their|order|orders|"
          r"item|items|number|account|card|payment|refund|times|days|day|weeks|months|years|hours|usd|eur|gbp|"
          r"postcode|post|code|zip|please|pls|thanks|thx|instead|not|but|also|city|near|next|asap|if|when|because|"
@@ -85,7 +86,7 @@ def _prefixed(prefixes: str, need_number: bool) -> str:
     number_after = rf",?\s+(?:n[°o.º]?\s*)?{_NUM}(?:,?\s+{_UNIT})?"
     if need_number:
         return rf"(?:{_NUM},?\s+{prefixes}{words}|{prefixes}{words}{number_after})(?![\w])"
-    return rf"(?:{_NUM},?\s+)?{prefixes}{words}(?:{number_after})?(?![\w])"
+    return rf"(?:{_NUM},?\s+{prefixes}{words}|{prefixes}{words}(?:{number_after})?)(?![\w])"
 
 
 class StreetAddressRecognizer(PatternRecognizer):
@@ -108,7 +109,7 @@ class StreetAddressRecognizer(PatternRecognizer):
             ambiguous = _english(_types(STREET_TYPES + AMBIGUOUS_TYPES))
             patterns.append(Pattern("after address cue", rf"(?<={cue}[\w\s:,'-]{{0,30}}?){ambiguous}", 0.7))
             patterns.append(Pattern("number + words after address cue",
-                                    rf"(?<={cue}\W{{0,3}}(?:is|to|at|now|:)?\s{{0,3}})(?:{_UNIT},?\s+)?{_NUM},?"
+                                    rf"(?<={cue}(?:[^\W\d]|[\s:,'-]){{0,30}}?\s)(?:{_UNIT},?\s+)?{_NUM},?"
                                     rf"(?:\s+{_WORD}){{1,4}}?(?=\s*(?:[,.;!?]|$|\s(?:and|please|pls|thanks|"
                                     r"thx|asap|instead|from|in|for)\b))", 0.6))
         super().__init__(supported_entity=supported_entity, patterns=patterns, context=context,

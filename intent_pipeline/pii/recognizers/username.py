@@ -13,7 +13,7 @@ from presidio_analyzer import Pattern
 from intent_pipeline.pii.recognizers.base import CuedPatternRecognizer
 from intent_pipeline.pii.words import is_common, stop_words
 
-HANDLE = r"(?<![\w.@])@[A-Za-z0-9_](?:[A-Za-z0-9_.]{0,28}[A-Za-z0-9_])?(?![\w@]|\.[a-z]{2,})"
+HANDLE = r"(?<![\w.@])@[A-Za-z0-9_](?:[A-Za-z0-9_.\-]{0,28}[A-Za-z0-9_])?(?![\w@]|\.[a-z]{2,})"
 VALUE = r"(?<![\w@])[A-Za-z0-9_](?:[A-Za-z0-9_.\-]{0,38}[A-Za-z0-9_])?(?![\w@]|\.[a-z]{2,}\b)"
 
 

@@ -16,6 +16,7 @@ import regex
 
 from intent_pipeline.pii.recognizers.person_cue import NOT_NAME_WORDS, extend_name, is_title_case
 from intent_pipeline.pii.registry import NER_ENTITIES
+from intent_pipeline.pii.words import is_common_or_typo
 
 # Words spaCy's small model tags as a name or place in capitalised support messages; none of them is
 # personal data, and masking them would erase the intent ("Premium account", "Cancel my order").
@@ -75,7 +76,8 @@ def widen_names(text: str, entities: list[PiiEntity]) -> list[PiiEntity]:
     return out
 
 
-_CITY_WORD = r"(?!(?:please|pls|plz|thanks|thx|instead|not|and|or|but|asap|the|a|to|for|in|on|at|is|it|its|it's|uk|usa|us|then|if|so)\b)[^\W\d_][\w'’.-]*"
+_CITY_WORD = (r"(?!(?:please|pls|plz|thanks|thx|instead|not|and|or|but|asap|the|a|to|for|in|on|at|is|it|its|it's|uk|"
+              r"usa|us|then|if|so|postcode|post|code|postal|zip|zipcode|plz|pin|eircode)\b)[^\W\d_][\w'’.-]*")
 _CITY_BETWEEN = regex.compile(rf"^[\s,]+((?:{_CITY_WORD}[\s,]+){{0,2}}{_CITY_WORD}),?\s*(?:-\s*)?$", regex.IGNORECASE)
 _CITY_AFTER = regex.compile(rf"^(?:[\s,]+|\s*-\s*)((?:{_CITY_WORD}\s+){{0,1}}{_CITY_WORD})(?=\s*(?:[,.;!?]|$|\s(?!{_CITY_WORD})))",
                             regex.IGNORECASE)
@@ -86,16 +88,29 @@ _CODE_AFTER_STREET = regex.compile(
     regex.IGNORECASE)
 
 
+_SEPARATOR = regex.compile(r"^[\s,\-]*$")
+_TOWN_TYPES = frozenset({"PERSON", "LOCATION"})
+
+
 def _codes_after_streets(text: str, entities: list[PiiEntity]) -> list[PiiEntity]:
-    added = []
-    for i, entity in enumerate(entities):
-        if entity.entity_type != "STREET_ADDRESS":
+    """Postcodes (and towns NER called a person) right after a street address; see complete_addresses."""
+    out = list(entities)
+    for i, street in enumerate(entities):
+        if street.entity_type != "STREET_ADDRESS":
             continue
-        limit = entities[i + 1].start if i + 1 < len(entities) else len(text)
-        code = _CODE_AFTER_STREET.match(text[entity.end : limit])
+        j, cursor = i + 1, street.end
+        # a town NER found between street and code is a town, whatever NER called it
+        while j < len(out) and out[j].entity_type in _TOWN_TYPES and _SEPARATOR.match(text[cursor : out[j].start]):
+            out[j] = PiiEntity("LOCATION", out[j].start, out[j].end, out[j].score)
+            cursor, j = out[j].end, j + 1
+        limit = out[j].start if j < len(out) else len(text)
+        code = _CODE_AFTER_STREET.match(text[cursor:limit])
         if code:
-            added.append(PiiEntity("POSTCODE", entity.end + code.start(1), entity.end + code.end(1), 0.6))
-    return sorted(entities + added, key=lambda e: e.start) if added else entities
+            out.append(PiiEntity("POSTCODE", cursor + code.start(1), cursor + code.end(1), 0.6))
+        elif (j < len(out) and out[j].entity_type == "ID" and text[out[j].start : out[j].end].isdigit()
+              and len(text[out[j].start : out[j].end]) <= 6 and _CODE_AFTER_STREET.match(text[cursor : out[j].end])):
+            out[j] = PiiEntity("POSTCODE", out[j].start, out[j].end, out[j].score)  # an Indian PIN, not an id
+    return sorted(out, key=lambda e: e.start)
 
 
 def complete_addresses(text: str, entities: list[PiiEntity]) -> list[PiiEntity]:
@@ -107,7 +122,7 @@ def complete_addresses(text: str, entities: list[PiiEntity]) -> list[PiiEntity]:
     for first, second in zip(entities, entities[1:]):
         if first.entity_type == "STREET_ADDRESS" and second.entity_type == "POSTCODE":
             between = _CITY_BETWEEN.match(text[first.end : second.start])
-            if between:
+            if between and not all(is_common_or_typo(w) for w in between.group(1).replace(",", " ").split()):
                 added.append(PiiEntity("LOCATION", first.end + between.start(1), first.end + between.end(1), 0.5))
     for i, entity in enumerate(entities):
         after_address = i > 0 and entities[i - 1].entity_type == "STREET_ADDRESS" and not text[
@@ -115,7 +130,7 @@ def complete_addresses(text: str, entities: list[PiiEntity]) -> list[PiiEntity]:
         if entity.entity_type == "POSTCODE" and after_address:
             limit = entities[i + 1].start if i + 1 < len(entities) else len(text)
             after = _CITY_AFTER.match(text[entity.end : limit])
-            if after:
+            if after and not all(is_common_or_typo(w) for w in after.group(1).split()):
                 added.append(PiiEntity("LOCATION", entity.end + after.start(1), entity.end + after.end(1), 0.5))
     if not added:
         return entities

@@ -76,6 +76,18 @@ def is_common(word: str) -> bool:
                for suffix, replacement in _SUFFIXES)
 
 
+def is_common_or_typo(word: str) -> bool:
+    """`is_common`, or a common word with two letters swapped or one letter dropped or added
+    ("plaese", "postcde"): for places where a name is not expected, such as the town of an address."""
+    word = word.lower()
+    if is_common(word):
+        return True
+    swaps = (word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(len(word) - 1))
+    drops = (word[:i] + word[i + 1 :] for i in range(len(word)))
+    adds = (word[:i] + c + word[i:] for i in range(len(word) + 1) for c in "abcdefghijklmnopqrstuvwxyz")
+    return any(w in common_words() for w in (*swaps, *drops, *adds))
+
+
 def frequency_rank(word: str) -> int:
     """Position of `word` in the common-word list (0 = most frequent); a large number if absent."""
     return _ranks().get(word.lower().strip("'’"), 1_000_000)

@@ -31,17 +31,18 @@ DEFAULT_FILLER = (
 TYPO_MIN_LENGTH = 6
 
 
-def phrase_regex(phrase: str) -> str:
+def phrase_regex(phrase: str, typos: bool = True) -> str:
     """A cue phrase as a regex: its words in order, separated by spaces, '-', '_', '.' or nothing; a
-    word of TYPO_MIN_LENGTH or more letters also matches with one typo ("securty", "usernme")."""
-    words = [f"(?:{regex.escape(w)}){{e<=1}}" if len(w) >= TYPO_MIN_LENGTH and w.isalpha() else regex.escape(w)
-             for w in phrase.split()]
+    word of TYPO_MIN_LENGTH or more letters also matches with one typo ("securty", "usernme"), one of
+    8 or more with two (a swap: "securiyt")."""
+    words = [f"(?:{regex.escape(w)}){{e<={1 if len(w) < 8 else 2}}}" if typos and len(w) >= TYPO_MIN_LENGTH and w.isalpha()
+             else regex.escape(w) for w in phrase.split()]
     return r"[\s_.\-]*".join(words)
 
 
-def cue_regex(context: list[str]) -> str:
+def cue_regex(context: list[str], typos: bool = True) -> str:
     """Any of the cue phrases, as whole words (longest first, so "date of birth" beats "date")."""
-    alternatives = "|".join(phrase_regex(c) for c in sorted(set(context), key=len, reverse=True))
+    alternatives = "|".join(phrase_regex(c, typos) for c in sorted(set(context), key=len, reverse=True))
     return rf"(?<![^\W\d_])(?:{alternatives})(?![^\W\d_])"
 
 

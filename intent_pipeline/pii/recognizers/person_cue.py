@@ -116,7 +116,7 @@ class PersonCueRecognizer(EntityRecognizer):
         "spoke to", "spoke with", "speak to", "speak with", "talked to", "talk to", "ask for", "hi", "hello",
         "hey", "dear", "thanks", "thank you", "thx", "cheers", "husband", "wife", "son", "daughter", "mother",
         "father", "mum", "mom", "dad", "brother", "sister", "partner", "friend", "boss", "tenant", "landlord",
-        "customer", "client", "user", "member", "contact", "from", "name"]
+        "contact", "from", "name"]
     CAPITALISED_CONTEXT: ClassVar[list[str]] = ["to", "with", "by", "of", "and", "is", "am", "from"]
 
     def __init__(self, context: list[str] | None = None, strong_context: list[str] | None = None,
@@ -129,10 +129,12 @@ class PersonCueRecognizer(EntityRecognizer):
             "medium": list(self.CONTEXT if context is None else context),
             "capitalised": list(self.CAPITALISED_CONTEXT if capitalised_context is None else capitalised_context),
         }
-        self._cues = {k: regex.compile(cue_regex(v) + r"\.?", regex.IGNORECASE) for k, v in self.cue_lists.items() if v}
+        # Exact cues only: a typo-tolerant "addressed to" would read "address to leave feedback" as a name.
+        self._cues = {k: regex.compile(cue_regex(v, typos=False) + r"\.?", regex.IGNORECASE)
+                      for k, v in self.cue_lists.items() if v}
         all_cues = [c for v in self.cue_lists.values() for c in v]
-        self._gate = regex.compile(cue_regex(all_cues), regex.IGNORECASE)
-        self._cue_at_end = regex.compile(cue_regex(all_cues) + r"\.?[\s,:]*$", regex.IGNORECASE)
+        self._gate = regex.compile(cue_regex(all_cues, typos=False), regex.IGNORECASE)
+        self._cue_at_end = regex.compile(cue_regex(all_cues, typos=False) + r"\.?[\s,:]*$", regex.IGNORECASE)
         super().__init__(supported_entities=[supported_entity], supported_language=supported_language,
                          context=all_cues, name=type(self).__name__)
 
@@ -169,7 +171,7 @@ class PersonCueRecognizer(EntityRecognizer):
         for ent in getattr(doc, "ents", ()):
             words = ent.text.split()
             if (ent.label_ == "ORG" and len(words) >= 2
-                    and all(w[:1].isupper() and w.lower() not in NOT_NAME_WORDS for w in words)
+                    and all(w[:1].isupper() and not w.isupper() and w.lower() not in NOT_NAME_WORDS for w in words)
                     and self._cue_at_end.search(text[max(0, ent.start_char - 40): ent.start_char])
                     and not is_title_case(text, ent.start_char, ent.end_char)):
                 spans.setdefault((ent.start_char, ent.end_char), self.score)

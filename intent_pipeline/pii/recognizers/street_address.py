@@ -30,7 +30,7 @@ corner cor corners cors course crse court ct courts cts cove cv coves creek crk 
 crossing xing crossroad crossroads curve curv dale dl dam dm divide dv drive dr drives dvs estate est
 estates ests expressway expy extension ext extensions exts falls fls ferry fry field fld fields flds flat
 flats ford frd fords forest frst forge frg forges fork frk forks frks fort ft freeway fwy garden gdn gardens
-gdns gateway gtwy glen gln glens green grn greens grove grv groves harbor hbr harbors haven hvn heights hts
+gdns gateway gtwy pine glen gln glens green grn greens grove grv groves harbor hbr harbors haven hvn heights hts
 highway hwy hill hl hills hls hollow holw inlet islands iss isle junction jct junctions keys knoll knl
 knolls knls lake lk lakes lks landing lndg lane ln loop mall manor mnr manors meadow mdw meadows mdws
 mews mill ml mills mls motorway mount mt mountain mtn mountains mtns neck nck orchard orch oval overpass
@@ -53,7 +53,9 @@ strip""".split()
 PREFIX_TYPES = """rue chemin allée allee impasse quai calle avenida avda paseo carrer camino ronda pasaje
 alameda viale piazza piazzale vicolo corso largo strada contrada borgo rua travessa praça praca rodovia
 estrada rotonda incrocio stretto vico vial cañada urbanización urbanizacion callejón callejon
-pasadizo rambla acceso carretera glorieta travesía travesia c/ c. avda. av.""".split()
+pasadizo rambla acceso carretera glorieta travesía travesia canale c/ c. avda. av.""".split() + [
+    f"{street} {particle}" for street in ("avenue", "boulevard", "place", "route", "cours", "square")
+    for particle in ("de", "du", "des", "de la", "d'")]
 ENGLISH_PREFIX_TYPES = "avenue boulevard bd via route place plaza".split()
 GERMAN_SUFFIXES = r"(?:straße|strasse|str\.|str\b|gasse|weg|platz|allee|damm|ufer|chaussee|steig|pfad|(?-i:ring))"
 ADDRESS_CUES = ["address", "addr", "ship to", "shipping to", "deliver to", "delivered to", "send to", "sent to",

@@ -7,7 +7,8 @@ declares, Presidio style:
 - `PATTERNS`: value regexes, each matched only right after a cue (a look-behind is built for it);
 - `CONTEXT`: the cue phrases ("sort code", "dob"; spaces also match "-", "_" or nothing);
 - `UNCUED_PATTERNS`: value shapes specific enough to count anywhere (UPS "1Z...");
-- `FILLER`: what may stand between cue and value ("is", ":", "no.", "number", "my", ...).
+- `FILLER`: what may stand between cue and value ("is", ":", "no.", "number", "my", ...);
+- `NEEDS_DIGIT`: every value has a digit, so a text without one is skipped before any regex runs.
 
 All of them can be overridden in the constructor. Patterns run with Presidio's default flags
 (case-insensitive) through the `regex` module, which allows the variable-length look-behind.
@@ -54,6 +55,7 @@ class CuedPatternRecognizer(PatternRecognizer):
     UNCUED_PATTERNS: ClassVar[list[Pattern]] = []
     CONTEXT: ClassVar[list[str]] = []
     FILLER: ClassVar[str] = DEFAULT_FILLER
+    NEEDS_DIGIT: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -70,7 +72,7 @@ class CuedPatternRecognizer(PatternRecognizer):
         value_patterns = self.PATTERNS if patterns is None else patterns
         uncued = self.UNCUED_PATTERNS if uncued_patterns is None else uncued_patterns
         lead = rf"(?<={cue_regex(self.cues)}{self.filler})" if self.cues else ""
-        built = [Pattern(p.name, lead + p.regex, p.score) for p in value_patterns if self.cues]
+        built = [Pattern(p.name, f"{lead}(?:{p.regex})", p.score) for p in value_patterns if self.cues]
         built += [Pattern(p.name, p.regex, p.score) for p in uncued]
         # A cheap test run before Presidio: no cue and no uncued shape means nothing can match.
         gate = [cue_regex(self.cues)] if self.cues and value_patterns else []
@@ -85,5 +87,8 @@ class CuedPatternRecognizer(PatternRecognizer):
         )
 
     def could_match(self, text: str) -> bool:
-        """False when no cue and no uncued value shape occurs in `text` (so analysis can skip it)."""
+        """False when `text` cannot hold a value (so analysis can skip it): no digit where values need one,
+        else no cue and no uncued value shape."""
+        if self.NEEDS_DIGIT:
+            return any(c.isdigit() for c in text)
         return bool(self._gate and self._gate.search(text))

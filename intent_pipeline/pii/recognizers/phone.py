@@ -17,6 +17,8 @@ import regex
 
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 
+NO_TRUNK_PREFIX = frozenset({"US", "CA", "ES", "IT"})  # national numbers without a leading 0 (IT: mobiles)
+BOTH = frozenset({"IN", "IT"})  # IN mobiles are dialled both ways; IT landlines start with 0
 CANDIDATE = regex.compile(r"(?<![\w+])(?:\+|00)?\(?\d[\d\s().\-/]{5,20}\d(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?![\w])")
 
 
@@ -41,7 +43,11 @@ class ChatPhoneRecognizer(EntityRecognizer):
 
     def _valid(self, candidate: str) -> bool:
         digits = candidate.lstrip("(")
-        regions = (None,) if digits.startswith(("+", "00")) else self.supported_regions
+        if digits.startswith(("+", "00")):
+            regions: tuple = (None,)
+        else:  # national numbers: a trunk "0" in most of Europe, IN and AU; none in the US and CA
+            trunk = digits.startswith("0")
+            regions = tuple(r for r in self.supported_regions if (r in NO_TRUNK_PREFIX) != trunk or r in BOTH)
         if digits.startswith("00"):
             candidate = "+" + digits[2:]
         for region in regions:

@@ -28,6 +28,7 @@ class SpelledEmailRecognizer(CuedPatternRecognizer):
         Pattern("spelled email", rf"(?<![\w.@]){_LOCAL}{_AT}{_DOMAIN}", 0.75),
     ]
     CONTEXT: ClassVar[list[str]] = []
+    NEEDS_DIGIT = False
 
     @staticmethod
     def could_match(text: str) -> bool:

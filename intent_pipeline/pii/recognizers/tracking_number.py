@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from presidio_analyzer import Pattern
+import regex
+
+from presidio_analyzer import Pattern, RecognizerResult
 
 from intent_pipeline.pii.recognizers.base import CuedPatternRecognizer, cue_regex
 
@@ -34,5 +36,13 @@ class TrackingNumberRecognizer(CuedPatternRecognizer):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
+        self._any_cue = regex.compile(cue_regex(self.cues), regex.IGNORECASE)
+        self._carrier_number = regex.compile(CARRIER_NUMBER)
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
+        results = super().analyze(text, entities, nlp_artifacts)
         # Long digit runs count anywhere in a message that mentions tracking or a carrier.
-        self.patterns.append(Pattern("long carrier number", rf"(?<={cue_regex(self.cues)}.*?){CARRIER_NUMBER}", 0.7))
+        if self._any_cue.search(text):
+            results += [RecognizerResult(self.supported_entities[0], m.start(), m.end(), 0.7)
+                        for m in self._carrier_number.finditer(text)]
+        return results

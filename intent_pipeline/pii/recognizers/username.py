@@ -26,8 +26,17 @@ class UsernameRecognizer(CuedPatternRecognizer):
                                     "steam", "discord", "reddit", "github", "skype"]
     PATTERNS: ClassVar[list[Pattern]] = [Pattern("username after cue", VALUE, 0.75)]
     UNCUED_PATTERNS: ClassVar[list[Pattern]] = [Pattern("@handle", HANDLE, 0.7)]
+    NEEDS_DIGIT = False
+    # Cheap test before any regex: a handle, or the start of a cue word (typos mostly keep it).
+    GATE_ROOTS: ClassVar[tuple[str, ...]] = ("@", "user", "login", "log in", "handle", "name", "tag", "alias", "profile",
+                                             "insta", "twitter", "tiktok", "psn", "xbox", "steam", "discord", "reddit",
+                                             "github", "skype", "ig ")
     FILLER = (r"(?:[\s:#=,\-]|\b(?:is|was|its|it's|my|the|name|id|on|for|of|as|should|be|called|under|"
               r"account)\b){0,8}?")
+
+    def could_match(self, text: str) -> bool:
+        low = text.lower()
+        return any(root in low for root in self.GATE_ROOTS)
 
     def invalidate_result(self, pattern_text: str) -> bool:
         word = pattern_text.lstrip("@").lower()

@@ -94,8 +94,8 @@ def connect_db(url: str):
     return db.connect(url)
 
 
-def mask_texts(texts: Sequence[str], spacy_model: str) -> list[str]:
-    return dash.mask_texts(load_masker(spacy_model), texts)
+def mask_texts(texts: Sequence[str], spacy_model: str, max_chars: int = 0) -> list[str]:
+    return dash.mask_texts(load_masker(spacy_model), texts, max_chars)
 
 
 def build_context() -> AppContext | None:
@@ -247,8 +247,8 @@ def batch_view(ctx: AppContext) -> None:
         return
     with st.spinner(f"Classifying {len(frame):,} messages ..."):
         started = time.perf_counter()
-        texts = [dash.truncate_text(t, ctx.settings.max_text_chars)[0] for t in frame[column].astype(str)]
-        masked = mask_texts(texts, ctx.settings.spacy_model)
+        texts = list(frame[column].astype(str))
+        masked = mask_texts(texts, ctx.settings.spacy_model, ctx.settings.max_text_chars)
         preds = ctx.classifier.predict(masked, top_k=3, fallback=ctx.rule)
         per_row_ms = (time.perf_counter() - started) * 1000 / len(preds)
     log_rows(ctx, [prediction_row(p, m, ctx, per_row_ms, "batch") for p, m in zip(preds, masked)])

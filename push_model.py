@@ -178,9 +178,10 @@ def int8_test_check(stage: Path, settings: Settings, metrics: dict) -> dict:
 def refuse_leaks(stage: Path, settings: Settings) -> None:
     leaks = find_leaks(stage, settings)
     if leaks:
-        shown = ", ".join(f"{leak.file} ({leak.kind})" for leak in leaks[:5])
+        files = len({leak.file for leak in leaks})
+        shown = ", ".join(str(leak) for leak in leaks[:5]) + (f" and {len(leaks) - 5} more" if len(leaks) > 5 else "")
         raise PipelineError(
-            f"refusing to publish: raw PII values that stage 1 masked appear in {len(leaks)} release file(s): "
+            f"refusing to publish: raw PII values that stage 1 masked appear in {files} release file(s): "
             f"{shown}; remove them (or fix the masking and re-run stages 1-5)"
         )
 

@@ -166,12 +166,10 @@ class Service:
     metrics: dict
 
     def mask(self, texts: list[str]) -> list[str]:
-        import preprocess
+        """Clean and mask whole messages (requests longer than MAX_TEXT_CHARS were refused already)."""
+        from intent_pipeline.pii.engine import mask_then_truncate
 
-        cleaned = [preprocess.clean_text(t) for t in texts]
-        if len(cleaned) == 1:
-            return [self.masker.mask(cleaned[0]).text]
-        return [result.text for result in self.masker.mask_batch(cleaned)]
+        return [text for text, _ in mask_then_truncate(self.masker, texts, self.settings.max_text_chars)]
 
     def predict(self, texts: list[str], top_k: int) -> dict:
         """Mask, classify and queue the log rows; runs on the single model thread."""

@@ -54,13 +54,6 @@ def settings_with_secrets(settings: Settings, secrets: Mapping[str, Any]) -> Set
     return dataclasses.replace(settings, **changes) if changes else settings
 
 
-def truncate_text(text: str, max_chars: int) -> tuple[str, bool]:
-    """Cut `text` to `max_chars` characters; the flag says whether anything was cut."""
-    if max_chars > 0 and len(text) > max_chars:
-        return text[:max_chars], True
-    return text, False
-
-
 def apply_rule(prediction: Prediction, rule: FallbackRule) -> tuple[str, bool]:
     """The answer under `rule` (e.g. a threshold moved with the slider), without re-running the model."""
     scores = [score for _, score in prediction.top_k] + [0.0, 0.0]
@@ -68,12 +61,12 @@ def apply_rule(prediction: Prediction, rule: FallbackRule) -> tuple[str, bool]:
     return (rule.label if is_fallback else prediction.top_intent), is_fallback
 
 
-def mask_texts(masker: Any, texts: Sequence[str]) -> list[str]:
-    """Clean and PII-mask texts (a `preprocess.PiiMasker`) before the model or the log sees them."""
-    import preprocess  # spaCy + Presidio behind it: only imported when texts are really masked
+def mask_texts(masker: Any, texts: Sequence[str], max_chars: int = 0) -> list[str]:
+    """Clean and PII-mask whole texts, then cut them to `max_chars` (0: no limit), before the model or
+    the log sees them (see intent_pipeline.pii.engine.mask_then_truncate)."""
+    from intent_pipeline.pii.engine import mask_then_truncate
 
-    # n_process=1: forking workers inside the Streamlit server would copy its threads and sockets.
-    return [r.text for r in masker.mask_batch([preprocess.clean_text(t) for t in texts], n_process=1)]
+    return [text for text, _ in mask_then_truncate(masker, texts, max_chars)]
 
 
 @dataclass
@@ -88,10 +81,11 @@ class Answer:
 
 
 def answer_message(classifier: Any, masker: Any, message: str, rule: FallbackRule, max_chars: int) -> Answer:
-    """Truncate, clean, mask and classify one message; latency covers all of it."""
+    """Clean, mask, truncate and classify one message; latency covers all of it."""
+    from intent_pipeline.pii.engine import mask_then_truncate
+
     started = time.perf_counter()
-    text, truncated = truncate_text(message, max_chars)
-    [masked] = mask_texts(masker, [text])
+    [(masked, truncated)] = mask_then_truncate(masker, [message], max_chars)
     [prediction] = classifier.predict([masked], top_k=3, fallback=rule)
     return Answer(prediction, masked, truncated, len(message), (time.perf_counter() - started) * 1000)
 

@@ -2,7 +2,12 @@
 
 `PiiDigests` keeps salted SHA-256 digests (never raw values) in ARTIFACTS_DIR/pii_values.json;
 `find_leaked_pii()` scans texts or files against them, so stage 6 can refuse a release that leaks a
-masked value. The digests are salted, but the salt sits in the same file, and short values (7-digit
+masked value.
+
+A value that stage 1 masked somewhere but that also occurs unmasked in the training data ("max" as
+a name in one message, "max" as a word in many) is a word of the data, not a secret the release can
+leak: `forget_words()` drops those digests (their count is kept), so the release gate does not fire
+on them. The digests are salted, but the salt sits in the same file, and short values (7-digit
 order numbers, 5-digit bill numbers, common first names) can be brute-forced by whoever holds
 `pii_values.json`: it stays in ARTIFACTS_DIR, is never part of a release (push_model copies only
 the model, metrics and plots), and should not be shared.
@@ -48,6 +53,7 @@ class PiiDigests:
         self.salt = salt or secrets.token_hex(16)
         self.by_digest: dict[str, str] = {}
         self.max_tokens = 1
+        self.words_dropped = 0
 
     def add(self, entity_type: str, raw_value: str) -> None:
         canonical = _canonical(raw_value)
@@ -59,12 +65,31 @@ class PiiDigests:
         for entity in result.entities:
             self.add(entity.entity_type, original[entity.start : entity.end])
 
+    def _ngram_digests(self, text: str, ignore: frozenset[str] = frozenset()):
+        tokens = _tokens(text)
+        for n in range(1, self.max_tokens + 1):
+            for i in range(len(tokens) - n + 1):
+                value = " ".join(tokens[i : i + n]).strip(_EDGE)
+                if value and value not in ignore:
+                    yield _digest(self.salt, value)
+
+    def forget_words(self, masked_texts: Iterable[str]) -> int:
+        """Drop the values that also occur unmasked in `masked_texts` (the training data); returns how many."""
+        seen = set()
+        for text in masked_texts:
+            seen.update(d for d in self._ngram_digests(text) if d in self.by_digest)
+        for digest in seen:
+            del self.by_digest[digest]
+        self.words_dropped += len(seen)
+        return len(seen)
+
     def save(self, path: Path) -> None:
         write_json_atomic(path, {
             "algorithm": "sha256(salt + value); value = lower-case, whitespace-folded, edge punctuation stripped",
             "salt": self.salt,
             "max_tokens": self.max_tokens,
             "counts": dict(Counter(self.by_digest.values())),
+            "dropped_as_words_of_the_data": self.words_dropped,
             "values": [{"type": t, "digest": d} for d, t in sorted(self.by_digest.items())],
         })
 
@@ -79,15 +104,11 @@ class PiiDigests:
             raise PipelineError(f"cannot read PII digests at {path} ({exc}): re-run `python ingest_clean.py`") from None
         return digests
 
-    def leaked_types(self, text: str) -> set[str]:
-        """Types of stored values that occur in `text` (as whole tokens or token n-grams)."""
-        tokens, found = _tokens(text), set()
-        for n in range(1, self.max_tokens + 1):
-            for i in range(len(tokens) - n + 1):
-                kind = self.by_digest.get(_digest(self.salt, " ".join(tokens[i : i + n]).strip(_EDGE)))
-                if kind:
-                    found.add(kind)
-        return found
+    def leaked_types(self, text: str, ignore: Iterable[str] = ()) -> set[str]:
+        """Types of stored values that occur in `text` (as whole tokens or token n-grams); n-grams whose
+        canonical form is in `ignore` (the release's own field and label names) do not count."""
+        ignored = frozenset(_canonical(i) for i in ignore)
+        return {self.by_digest[d] for d in self._ngram_digests(text, ignored) if d in self.by_digest}
 
 
 def find_leaked_pii(texts_or_files: Iterable[str | Path], pii_values_path: Path | str) -> list[str]:

@@ -251,9 +251,7 @@ def test_settings_with_secrets_replaces_only_given_values(settings_env: Path) ->
     assert "hf_x" not in repr(merged)
 
 
-def test_truncate_and_apply_rule() -> None:
-    assert dash.truncate_text("abcdef", 4) == ("abcd", True)
-    assert dash.truncate_text("abc", 4) == ("abc", False)
+def test_apply_rule() -> None:
     pred = Prediction("t", "refund", "refund", 0.6, False, [("refund", 0.6), ("other", 0.3)])
     assert dash.apply_rule(pred, FallbackRule(0.5, 0.0, "unknown")) == ("refund", False)
     assert dash.apply_rule(pred, FallbackRule(0.7, 0.0, "unknown")) == ("unknown", True)

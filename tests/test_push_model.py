@@ -166,7 +166,7 @@ def test_refuses_planted_pii_without_showing_it(stage6_env: Path, settings_env: 
     assert run_cli(push_model.main, []) == 1
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(err) == 1 and err[0].startswith("error: refusing to publish")
-    assert "training_config.json (EMAIL_ADDRESS/PERSON)" in err[0] and "1 release file" in err[0]
+    assert "training_config.json $.note (EMAIL_ADDRESS/PERSON)" in err[0] and "1 release file" in err[0]
     assert "Jane" not in err[0] and "jane.doe" not in err[0]
     repo = settings_env / "registry" / "intent-classifier"
     assert list(repo.iterdir()) == []  # nothing published, staging removed

@@ -122,7 +122,7 @@ def complete_addresses(text: str, entities: list[PiiEntity]) -> list[PiiEntity]:
     for first, second in zip(entities, entities[1:]):
         if first.entity_type == "STREET_ADDRESS" and second.entity_type == "POSTCODE":
             between = _CITY_BETWEEN.match(text[first.end : second.start])
-            if between and not all(is_common_or_typo(w) for w in between.group(1).replace(",", " ").split()):
+            if between:  # words between a street and its postcode are its town, even "west hunter"
                 added.append(PiiEntity("LOCATION", first.end + between.start(1), first.end + between.end(1), 0.5))
     for i, entity in enumerate(entities):
         after_address = i > 0 and entities[i - 1].entity_type == "STREET_ADDRESS" and not text[

@@ -26,6 +26,9 @@ CHAT_WORDS = frozenset(
     netflix spotify hulu disney xbox playstation nintendo samsung huawei xiaomi pixel macbook airpods
     uber lyft airbnb venmo zelle revolut monzo klarna stripe visa mastercard amex fedex ups usps dhl
     hermes royalmail whatsapp facebook instagram tiktok twitter youtube google alexa kindle
+    monday tuesday wednesday thursday friday saturday sunday mon tue tues wed thu thur thurs fri sat sun
+    january february march april may june july august september october november december jan feb mar apr jun
+    jul aug sep sept oct nov dec christmas xmas easter halloween thanksgiving weekend weekday tonight
     promo promos promocode coupon coupons voucher vouchers giftcard ecommerce wishlist preorder restock""".split()
 )
 
@@ -86,6 +89,12 @@ def is_common_or_typo(word: str) -> bool:
     drops = (word[:i] + word[i + 1 :] for i in range(len(word)))
     adds = (word[:i] + c + word[i:] for i in range(len(word) + 1) for c in "abcdefghijklmnopqrstuvwxyz")
     return any(w in common_words() for w in (*swaps, *drops, *adds))
+
+
+def is_compound_of_common(word: str, min_part: int = 3) -> bool:
+    """Two common words run together ("smartphones", "kitchenware", "backpacks"): a product, not a name."""
+    word = word.lower()
+    return any(is_common(word[:i]) and is_common(word[i:]) for i in range(min_part, len(word) - min_part + 1))
 
 
 def frequency_rank(word: str) -> int:

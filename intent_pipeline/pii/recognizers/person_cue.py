@@ -25,7 +25,14 @@ import regex
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 
 from intent_pipeline.pii.recognizers.base import cue_regex
-from intent_pipeline.pii.words import NAME_PARTICLES, NOT_NAME_AFTER_NAME, frequency_rank, is_common, stop_words
+from intent_pipeline.pii.words import (
+    NAME_PARTICLES,
+    NOT_NAME_AFTER_NAME,
+    frequency_rank,
+    is_common,
+    is_compound_of_common,
+    stop_words,
+)
 
 # Words more frequent than this rank end a name even after a first name ("john said", "sarah white").
 CONTINUATION_MIN_RANK = 600
@@ -61,7 +68,7 @@ def _starts_name(word: str, strength: str, capitals_count: bool) -> bool:
         return True
     if capitals_count and word[:1].isupper() and not word.isupper() and not is_common(word):
         return True
-    return strength == "medium" and not is_common(word)
+    return strength == "medium" and not is_common(word) and not is_compound_of_common(word)
 
 
 def _continues_name(word: str, capitals_count: bool) -> bool:

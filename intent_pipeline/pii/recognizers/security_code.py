@@ -20,7 +20,8 @@ class SecurityCodeRecognizer(CuedPatternRecognizer):
                                     "access code", "sms code", "login code", "security number", "three digits",
                                     "3 digits", "digits on the back"]
     PATTERNS: ClassVar[list[Pattern]] = [
-        Pattern("code after cue", r"(?<![\w])\d{3,4}(?![\w])|(?<![\w])\d{3}[\s\-]?\d{3}(?![\w])|(?<![\w])\d{5,8}(?![\w])",
+        Pattern("code after cue", r"(?<![\w])\d{3,4}(?![\w])|(?<![\w])\d{3}[\s\-]?\d{3}(?![\w])|(?<![\w])\d{2}[\s\-]\d{2}[\s\-]\d{2}(?![\w])"
+                r"|(?<![\w])\d{5,8}(?![\w])",
                 0.8)]
     FILLER = (r"(?:[\s:#=.,\-]|\b(?:is|was|are|its|it's|no|number|my|the|on|of|at|in|for|me|card|back|new|sent|"
               r"code|digits|you|received|got|i|just|to|phone|and|that)\b){0,14}?")

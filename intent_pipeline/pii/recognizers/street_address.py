@@ -47,7 +47,7 @@ subway tarn tollway tor turn wynd footway""".split()
 # Street types that are also everyday nouns in support chat: only after an address cue.
 AMBIGUOUS_TYPES = """park parks point points port ports view views light lights key lock locks pass path
 place run rest row track trace station club mission union spur fork ramp loaf island mountain shores
-course lodge crest center dip towers tower break end edge top gap link return round reach follow chase brace pocket
+course lodge crest center dip towers tower union unions break end edge top gap link return round reach follow chase brace pocket
 strip""".split()
 # Street words that come first ("rue de la paix"): non-English ones alone name a street.
 PREFIX_TYPES = """rue chemin allée allee impasse quai calle avenida avda paseo carrer camino ronda pasaje
@@ -98,7 +98,8 @@ class StreetAddressRecognizer(PatternRecognizer):
         Pattern("street number + name + type", _english(_types(STREET_TYPES)), 0.75),
         Pattern("foreign prefix street", _prefixed(rf"\b{_types(PREFIX_TYPES)}", need_number=False), 0.7),
         Pattern("english prefix street", _prefixed(rf"\b{_types(ENGLISH_PREFIX_TYPES)}", need_number=True), 0.6),
-        Pattern("german street", rf"\b(?:[^\W\d_][\w'-]*\s+)?[^\W\d_][\w-]*{GERMAN_SUFFIXES}\s*{_NUM}(?![\w])", 0.7),
+        Pattern("german street", rf"\b(?:(?:am|an der|auf dem|im|in der|zum|zur|alte|alter|neue|neuer|große|grosse|kleine|"
+                                 rf"hohe|lange|obere|untere)\s+)?[^\W\d_][\w-]*{GERMAN_SUFFIXES}\s*{_NUM}(?![\w])", 0.7),
     ]
     CONTEXT: ClassVar[list[str]] = ADDRESS_CUES
 
@@ -112,7 +113,7 @@ class StreetAddressRecognizer(PatternRecognizer):
             patterns.append(Pattern("after address cue", rf"(?<={cue}[\w\s:,'-]{{0,30}}?){ambiguous}", 0.7))
             patterns.append(Pattern("number + words after address cue",
                                     rf"(?<={cue}(?:[^\W\d]|[\s:,'-]){{0,30}}?\s)(?:{_UNIT},?\s+)?{_NUM},?"
-                                    rf"(?:\s+{_WORD}){{1,4}}?(?=\s*(?:[,.;!?]|$|\s(?:and|please|pls|thanks|"
+                                    rf"(?:\s+{_WORD}){{1,4}}?(?:,?\s+{_UNIT})?(?=\s*(?:[,.;!?]|$|\s(?:and|please|pls|thanks|"
                                     r"thx|asap|instead|from|in|for)\b))", 0.6))
         super().__init__(supported_entity=supported_entity, patterns=patterns, context=context,
                          supported_language=supported_language, name=type(self).__name__)

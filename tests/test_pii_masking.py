@@ -1,0 +1,181 @@
+"""PII masking on chat-style messages: one test per entity type (lower case, no punctuation, typos,
+several values in one message), and what must stay (intent words, amounts, times, plan names).
+
+The sentences here are written for these tests; benchmarks/pii_corpus.py has its own templates.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pandas as pd
+import pytest
+
+from config import PROJECT_ROOT
+from intent_pipeline.pii.engine import mask_then_truncate, truncate_masked
+from intent_pipeline.text import clean_text
+
+
+def masked(masker, text: str) -> str:
+    return masker.mask(clean_text(text)).text
+
+
+def assert_masked(masker, text: str, value: str, placeholder: str) -> None:
+    out = masked(masker, text)
+    assert placeholder in out, out
+    rest = text.replace(value, " ").lower()
+    for part in re.findall(r"\w{2,}", value):  # no word of the value survives (unless the text has it elsewhere)
+        if re.search(rf"(?<![\w]){re.escape(part.lower())}(?![\w])", rest):
+            continue
+        assert not re.search(rf"(?<![\w]){re.escape(part)}(?![\w])", out, re.IGNORECASE), (part, out)
+
+
+CASES = {
+    "[ADDRESS]": [
+        ("pls send the new one to 48 kingsley road instead", "48 kingsley road"),
+        ("moved house, now at flat 2b 19 elm grove", "flat 2b 19 elm grove"),
+        ("my adress is 1620 W Oak Ave Apt 12", "1620 W Oak Ave Apt 12"),
+        ("livraison au 7 rue des lilas svp", "7 rue des lilas"),
+        ("bitte an lindenstraße 14 schicken", "lindenstraße 14"),
+        ("deliver it to calle alcalá 88 please", "calle alcalá 88"),
+        ("please post it to via garibaldi 3", "via garibaldi 3"),
+        ("ship to avenida atlântica 1702", "avenida atlântica 1702"),
+    ],
+    "[POSTCODE]": [
+        ("postcode is m1 1ae", "m1 1ae"),
+        ("its SW1A 2AA not what you have", "SW1A 2AA"),
+        ("zip 94107-1234", "94107-1234"),
+        ("my postal code is K1A 0B1", "K1A 0B1"),
+        ("eircode D02 X285", "D02 X285"),
+        ("zip code 60614", "60614"),
+        ("new address 10 rue de rivoli, 75001 paris", "75001"),
+    ],
+    "[PERSON]": [
+        ("hi im priya raman and my parcel is late", "priya raman"),
+        ("this is siobhan o'sullivan from accounts", "siobhan o'sullivan"),
+        ("order placed by Pieter van der Merwe last week", "Pieter van der Merwe"),
+        ("my name is maria de la cruz", "maria de la cruz"),
+        ("the courier yusuf left it outside", "yusuf"),
+        ("can i speak to mrs fitzgerald", "fitzgerald"),
+        ("i am tariq al-hashimi", "tariq al-hashimi"),
+    ],
+    "[EMAIL]": [
+        ("write to me at lena.koch at gmail dot com", "lena.koch at gmail dot com"),
+        ("its brandon(at)fastmail.com", "brandon(at)fastmail.com"),
+        ("contact: ops@northwind-traders.co.uk", "ops@northwind-traders.co.uk"),
+    ],
+    "[PHONE]": [
+        ("call me on +1 415 555 0132", "+1 415 555 0132"),
+        ("my number is (415) 555-0132", "(415) 555-0132"),
+        ("ring 07911 123456 after 5", "07911 123456"),
+        ("uk mobile +44 7911 123456", "+44 7911 123456"),
+        ("meine nummer 030 12345678", "030 12345678"),
+        ("de: +49 151 23456789", "+49 151 23456789"),
+        ("fr 06 12 34 56 78 svp", "06 12 34 56 78"),
+        ("+33 1 42 68 53 00 is the office", "+33 1 42 68 53 00"),
+        ("in: 098765 43210", "098765 43210"),
+        ("whatsapp +91 98765 43210", "+91 98765 43210"),
+        ("au mobile 0412 345 678", "0412 345 678"),
+        ("+61 2 9374 4000 landline", "+61 2 9374 4000"),
+    ],
+    "[DATE_OF_BIRTH]": [
+        ("dob 04/11/1988", "04/11/1988"),
+        ("i was born on 3rd march 1975", "3rd march 1975"),
+        ("date of birth: 1990-07-21", "1990-07-21"),
+    ],
+    "[BANK_ACCOUNT]": [
+        ("refund into acct 40308669 please", "40308669"),
+        ("my account number is 0012 3456 7890", "0012 3456 7890"),
+    ],
+    "[SORT_CODE]": [("sort code 20-45-77", "20-45-77"), ("sortcode 204577", "204577")],
+    "[ROUTING_NUMBER]": [("routing number 021000021", "021000021")],
+    "[IBAN]": [("iban de44 5001 0517 5407 3249 31", "de44 5001 0517 5407 3249 31")],
+    "[CREDIT_CARD]": [("card no 4111 1111 1111 1111 expired", "4111 1111 1111 1111")],
+    "[SECURITY_CODE]": [
+        ("the cvv is 382", "382"),
+        ("pin 4471 doesnt work", "4471"),
+        ("otp 739154 expired already", "739154"),
+        ("verifcation code 55 12 90", "55 12 90"),
+    ],
+    "[PASSPORT]": [("passport no 533380006", "533380006"), ("pasport number C01X00T47", "C01X00T47")],
+    "[DRIVING_LICENCE]": [("driving licence MORGA753116SM9IJ", "MORGA753116SM9IJ"),
+                          ("drivers license D1234567", "D1234567")],
+    "[NATIONAL_ID]": [("national insurance QQ 12 34 56 C", "QQ 12 34 56 C"),
+                      ("aadhaar 2345 6789 0123", "2345 6789 0123")],
+    "[TAX_ID]": [("vat no GB123 4567 89", "GB123 4567 89"), ("our ein is 12-3456789", "12-3456789"),
+                 ("USt-IdNr DE136695976", "DE136695976")],
+    "[TRACKING_NUMBER]": [("ups 1Z999AA10123456784 hasnt moved", "1Z999AA10123456784"),
+                          ("tracking no 9400111899223456789012", "9400111899223456789012"),
+                          ("royal mail RR123456785GB", "RR123456785GB")],
+    "[USERNAME]": [("my username is dj_kettle88", "dj_kettle88"), ("user id: m.ortega", "m.ortega"),
+                   ("dm me @sunny_side_up", "@sunny_side_up")],
+    "[ID]": [("customer id 88213409 here", "88213409"), ("serial AB7734QX9", "AB7734QX9")],
+}
+
+
+@pytest.mark.parametrize("placeholder,text,value", [(p, t, v) for p, cases in CASES.items() for t, v in cases])
+def test_each_entity_type_in_chat_form(masker, placeholder: str, text: str, value: str) -> None:
+    assert_masked(masker, text, value, placeholder)
+
+
+def test_several_values_in_one_lower_case_message_without_punctuation(masker) -> None:
+    out = masked(masker, "hi im jonas weber my new adress is 22 birch lane leeds ls6 2ab "
+                         "and my number is 07911 654321 email jonas dot weber at outlook dot com")
+    for value in ("jonas", "weber", "22 birch", "ls6", "654321", "outlook"):
+        assert value not in out.lower(), out
+    assert {"[PERSON]", "[ADDRESS]", "[POSTCODE]", "[PHONE]", "[EMAIL]"} <= set(re.findall(r"\[[A-Z_]+\]", out))
+
+
+def test_surname_after_a_masked_first_name_is_masked_too(masker) -> None:
+    for text in ("Thanks, Aoife connolly", "this is Aoife connolly", "Regards, Aoife Connolly"):
+        out = masked(masker, text)
+        assert "connolly" not in out.lower() and "aoife" not in out.lower(), out
+
+
+KEPT = [
+    "I want to cancel my order and get a refund.",
+    "Please switch me to the Premium plan.",
+    "Is the Pro plan cheaper than Standard?",
+    "i was charged $49.99 twice",
+    "refund of 120 eur please",
+    "can you deliver between 10:30 and 14:00 tomorrow",
+    "i need 2 more items in size 10",
+    "my order is 3 days late",
+    "how do i reset my password",
+    "what is your returns policy for shoes",
+    "hi there can i track my parcel",
+    "i am trying to update my payment method",
+    "this is urgent please help",
+    "for my wife and kids",
+    "the delivery driver was very rude",
+    "i would like to speak to an agent",
+    "my username is not working",
+    "can i pay in 3 instalments of 33.33 gbp",
+]
+
+
+@pytest.mark.parametrize("text", KEPT)
+def test_intent_words_amounts_times_and_plan_names_stay(masker, text: str) -> None:
+    assert masked(masker, text) == clean_text(text)
+
+
+def test_seed_messages_are_rarely_changed(masker) -> None:
+    """Over-masking on the seed data: almost no message loses a word it needs."""
+    frame = pd.read_csv(PROJECT_ROOT / "data" / "raw_customer_interactions.csv")
+    texts = sorted({clean_text(t) for t in frame["query"].dropna().astype(str)})
+    sample = random.Random(7).sample(texts, 1500)
+    results = masker.mask_batch(sample)
+    changed = [r.text for r in results if r.entities]
+    # The seed has a few real names and ids ("bill from Justin Edwards", "order 9511291"); beyond
+    # those, nothing: at most 3% of messages may change at all.
+    assert len(changed) / len(sample) <= 0.03, changed[:20]
+
+
+def test_mask_then_truncate_masks_a_value_the_cut_would_split(masker) -> None:
+    text = "x" * 40 + " call me on +44 7911 123456 thanks"
+    cut = len("x" * 40 + " call me on +44 77")
+    [(out, truncated)] = mask_then_truncate(masker, [text], cut)
+    assert truncated and "7911" not in out and "79" not in out.split()[-1]
+    assert truncate_masked("hello [PHONE] there", 10) == ("hello", True)
+    assert truncate_masked("short", 10) == ("short", False)

@@ -160,16 +160,22 @@ def test_intent_words_amounts_times_and_plan_names_stay(masker, text: str) -> No
     assert masked(masker, text) == clean_text(text)
 
 
-def test_seed_messages_are_rarely_changed(masker) -> None:
-    """Over-masking on the seed data: almost no message loses a word it needs."""
+def test_seed_messages_are_rarely_over_masked(masker) -> None:
+    """Over-masking on the seed data: words the intent needs stay.
+
+    The seed has real values (order/invoice/bill numbers, "bill from Justin Edwards"); what must not
+    happen is a lower-case word being masked, or anything masked that is neither a number-bearing
+    value nor a capitalised name.
+    """
     frame = pd.read_csv(PROJECT_ROOT / "data" / "raw_customer_interactions.csv")
     texts = sorted({clean_text(t) for t in frame["query"].dropna().astype(str)})
     sample = random.Random(7).sample(texts, 1500)
-    results = masker.mask_batch(sample)
-    changed = [r.text for r in results if r.entities]
-    # The seed has a few real names and ids ("bill from Justin Edwards", "order 9511291"); beyond
-    # those, nothing: at most 3% of messages may change at all.
-    assert len(changed) / len(sample) <= 0.03, changed[:20]
+    over = []
+    for text, result in zip(sample, masker.mask_batch(sample)):
+        values = [text[e.start : e.end] for e in result.entities]
+        if any(not any(c.isdigit() for c in v) and not all(w[:1].isupper() for w in v.split()) for v in values):
+            over.append(result.text)
+    assert len(over) / len(sample) <= 0.005, over[:20]
 
 
 def test_mask_then_truncate_masks_a_value_the_cut_would_split(masker) -> None:

@@ -15,8 +15,8 @@ from presidio_analyzer import Pattern
 from intent_pipeline.pii.recognizers.base import CuedPatternRecognizer
 
 NINO = r"(?<![\w])(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]\s?\d{2}\s?\d{2}\s?\d{2}\s?[A-D](?![\w])"
-ID_NUMBER = (r"(?<![\w])(?:[A-Z]{1,3}[\s\-](?=\d))?(?=[A-Z]*\d)(?=(?:[A-Z\-\s]*\d){5})[A-Z0-9](?:[A-Z0-9]|[\-\s](?=[A-Z0-9]*\d)){5,16}"
-             r"(?:\s[A-Z]{1,2})?(?![\w])")
+ID_NUMBER = (r"(?<![\w])(?:(?!(?:is|no|nr|on|of|my|it|id|was)\b)[A-Z]{1,3}[\s\-](?=\d))?(?=[A-Z]*\d)(?=(?:[A-Z\-\s]*\d){5})[A-Z0-9](?:[A-Z0-9]|[\-\s](?=[A-Z0-9]*\d)){5,16}"
+             r"(?:\s[A-Z])?(?![\w])")
 
 
 class NationalIdRecognizer(CuedPatternRecognizer):

@@ -8,6 +8,7 @@ from intent_pipeline.io import PipelineError
 from intent_pipeline.pii.registry import NER_LABELS, Registered
 
 LANGUAGE = "en"
+NER_SCORE = 0.85  # spaCy gives no per-entity score; Presidio's SpacyRecognizer default strength
 
 
 def load_ner_only(spacy_model: str):
@@ -29,6 +30,22 @@ def load_ner_only(spacy_model: str):
             return spacy.load(spacy_model, exclude=unneeded)
     except OSError:
         raise PipelineError(f"spaCy model {spacy_model!r} is not installed (set SPACY_MODEL or pip install it)") from None
+
+
+def artifacts_for(doc, nlp_engine):
+    """Presidio's NlpArtifacts for a spaCy doc, built with its public constructor.
+
+    The masker pipes every message through spaCy itself and builds artifacts only for the messages
+    that some recognizer must look at (most need none); the NER labels are mapped as the engine's
+    NerModelConfiguration would (GPE/LOC/FAC -> LOCATION), the other labels dropped.
+    """
+    from presidio_analyzer.nlp_engine import NlpArtifacts
+    from spacy.tokens import Span
+
+    entities = [Span(doc, e.start, e.end, label=NER_LABELS[e.label_]) for e in doc.ents if e.label_ in NER_LABELS]
+    return NlpArtifacts(entities=entities, tokens=doc, tokens_indices=[t.idx for t in doc],
+                        lemmas=[t.lemma_ for t in doc], nlp_engine=nlp_engine, language=LANGUAGE,
+                        scores=[NER_SCORE] * len(entities))
 
 
 def build_analyzer(spacy_model: str, entries: list[Registered]):

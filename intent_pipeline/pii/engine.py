@@ -1,7 +1,6 @@
 """The masking engine: text in, typed placeholders out, one message or a batch.
 
-`PiiMasker` runs spaCy's NER once per message (in batches, `nlp.pipe` through Presidio's public
-`process_batch`), asks each registered recognizer whether it could match at all (a digit, a cue
+`PiiMasker` runs spaCy's NER once per message (in batches, `nlp.pipe`), asks each registered recognizer whether it could match at all (a digit, a cue
 word, an '@'), and runs Presidio's analyzer with just those; most chat messages need none. Findings
 are resolved into non-overlapping spans (resolve.py) and replaced by the registry's placeholders.
 
@@ -24,8 +23,8 @@ from dataclasses import dataclass, field
 import regex
 from tqdm import tqdm
 
-from intent_pipeline.pii.analyzer import LANGUAGE, build_analyzer
-from intent_pipeline.pii.registry import NER_ENTITIES, PLACEHOLDERS, entries
+from intent_pipeline.pii.analyzer import LANGUAGE, artifacts_for, build_analyzer
+from intent_pipeline.pii.registry import NER_ENTITIES, NER_LABELS, PLACEHOLDERS, entries
 from intent_pipeline.pii.resolve import PiiEntity, apply_placeholders, complete_addresses, resolve_overlaps, widen_names
 from intent_pipeline.pii.words import is_common
 from intent_pipeline.text import clean_text
@@ -56,26 +55,32 @@ class PiiMasker:
         used = entries(mask_unknown_ids)
         self.analyzer, recognizers = build_analyzer(spacy_model, used)
         self.tiers = {r.name: e.tier for e, r in zip(used, recognizers)}
-        # (entity types, gate) per recognizer; a None gate means "only when NER found something".
+        # Per recognizer: (entity types, digits its values need, cheap test or None); a recognizer with
+        # neither (spaCy's) runs only when NER found something.
         self._gates = []
         for entry, recognizer in zip(used, recognizers):
-            gate = entry.could_match or getattr(recognizer, "could_match", None)
-            self._gates.append((tuple(entry.placeholders), gate))
+            digits = entry.min_digits if entry.min_digits is not None else getattr(recognizer, "MIN_DIGITS", 0)
+            gate = entry.could_match or (None if digits else getattr(recognizer, "could_match", None))
+            self._gates.append((tuple(entry.placeholders), digits, gate))
 
     def _wanted(self, text: str, has_ner: bool) -> list[str]:
         wanted: dict[str, None] = {}
-        for entity_types, gate in self._gates:
-            if (gate(text) if gate is not None else has_ner):
+        n_digits = sum(map(str.isdigit, text))
+        for entity_types, digits, gate in self._gates:
+            if n_digits < digits:
+                continue
+            if digits or (gate(text) if gate is not None else has_ner):
                 wanted.update(dict.fromkeys(entity_types))
         return list(wanted)
 
-    def _mask_artifacts(self, text: str, artifacts) -> MaskResult:
+    def _mask_doc(self, doc) -> MaskResult:
+        text = doc.text
         if not text:
             return MaskResult(text)
-        has_ner = any(e.label_ for e in artifacts.entities)
-        wanted = self._wanted(text, has_ner)
+        wanted = self._wanted(text, any(e.label_ in NER_LABELS for e in doc.ents))
         if not wanted:
             return MaskResult(text)  # no recognizer could report anything: skip Presidio's per-text overhead
+        artifacts = artifacts_for(doc, self.analyzer.nlp_engine)
         results = self.analyzer.analyze(text, LANGUAGE, entities=wanted, score_threshold=self.score_threshold,
                                         nlp_artifacts=artifacts)
         entities = complete_addresses(text, widen_names(text, resolve_overlaps(results, text, self.tiers)))
@@ -87,8 +92,9 @@ class PiiMasker:
 
     def _mask_serial(self, texts: Sequence[str], progress: tqdm | None = None) -> list[MaskResult]:
         out = []
-        for text, artifacts in self.analyzer.nlp_engine.process_batch(list(texts), LANGUAGE, batch_size=BATCH_SIZE):
-            out.append(self._mask_artifacts(text, artifacts))
+        nlp = self.analyzer.nlp_engine.nlp[LANGUAGE]
+        for doc in nlp.pipe(texts, batch_size=BATCH_SIZE):
+            out.append(self._mask_doc(doc))
             if progress is not None:
                 progress.update(1)
         return out

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import regex
 from presidio_analyzer import EntityRecognizer
 
 CUE, SHAPE, NER, DEFAULT = 0, 1, 2, 3
@@ -46,15 +47,12 @@ def _ours(module: str, name: str) -> Callable[[], EntityRecognizer]:
     return build
 
 
-def _has_digits(count: int) -> Callable[[str], bool]:
-    return lambda text: sum(c.isdigit() for c in text) >= count
-
-
 @dataclass(frozen=True)
 class Registered:
     build: Callable[[], EntityRecognizer]
     placeholders: dict[str, str]  # entity type -> placeholder
     tier: int
+    min_digits: int | None = None  # values have at least this many digits (None: the recognizer's MIN_DIGITS)
     could_match: Callable[[str], bool] | None = None  # None: the recognizer's own could_match(), if any
     default_rule: bool = False  # the [ID] rule, switched by MASK_UNKNOWN_IDS
 
@@ -63,16 +61,17 @@ RECOGNIZERS: tuple[Registered, ...] = (
     Registered(_spacy, {"PERSON": "[PERSON]", "LOCATION": "[LOCATION]"}, NER),
     Registered(_ours("person_cue", "PersonCueRecognizer"), {"PERSON": "[PERSON]"}, NER),
     Registered(_ours("street_address", "StreetAddressRecognizer"), {"STREET_ADDRESS": "[ADDRESS]"}, CUE),
-    Registered(_ours("postcode", "PostcodeRecognizer"), {"POSTCODE": "[POSTCODE]"}, CUE, _has_digits(1)),
+    Registered(_ours("postcode", "PostcodeRecognizer"), {"POSTCODE": "[POSTCODE]"}, CUE, min_digits=1),
     Registered(_ours("email", "OfflineEmailRecognizer"), {"EMAIL_ADDRESS": "[EMAIL]"}, SHAPE),
     Registered(_ours("spelled_email", "SpelledEmailRecognizer"), {"EMAIL_ADDRESS": "[EMAIL]"}, SHAPE),
     Registered(_ours("phone", "ChatPhoneRecognizer"), {"PHONE_NUMBER": "[PHONE]"}, SHAPE),
-    Registered(_builtin("CreditCardRecognizer"), {"CREDIT_CARD": "[CREDIT_CARD]"}, SHAPE, _has_digits(12)),
-    Registered(_builtin("IbanRecognizer"), {"IBAN_CODE": "[IBAN]"}, CUE, _has_digits(8)),
+    Registered(_builtin("CreditCardRecognizer"), {"CREDIT_CARD": "[CREDIT_CARD]"}, SHAPE, min_digits=12),
+    Registered(_builtin("IbanRecognizer"), {"IBAN_CODE": "[IBAN]"}, CUE, min_digits=8),
     Registered(_ours("iban", "ChatIbanRecognizer"), {"IBAN_CODE": "[IBAN]"}, CUE),
     Registered(_ours("card_number", "CardNumberRecognizer"), {"CREDIT_CARD": "[CREDIT_CARD]"}, CUE),
-    Registered(_builtin("UsSsnRecognizer"), {"US_SSN": "[US_SSN]"}, CUE, _has_digits(9)),
-    Registered(_builtin("IpRecognizer"), {"IP_ADDRESS": "[IP_ADDRESS]"}, SHAPE, lambda t: ":" in t or "." in t),
+    Registered(_builtin("UsSsnRecognizer"), {"US_SSN": "[US_SSN]"}, CUE, min_digits=9),
+    Registered(_builtin("IpRecognizer"), {"IP_ADDRESS": "[IP_ADDRESS]"}, SHAPE,
+               could_match=regex.compile(r"\d\.\d|[0-9a-f]:[0-9a-f]*:", regex.IGNORECASE).search),
     Registered(_ours("url", "UrlRecognizer"), {"URL": "[URL]"}, SHAPE),
     Registered(_ours("order_id", "OrderIdRecognizer"),
                {"ORDER_ID": "[ORDER_ID]", "INVOICE_ID": "[INVOICE_ID]", "BILL_ID": "[BILL_ID]"}, CUE),

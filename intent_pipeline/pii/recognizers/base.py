@@ -8,7 +8,8 @@ declares, Presidio style:
 - `CONTEXT`: the cue phrases ("sort code", "dob"; spaces also match "-", "_" or nothing);
 - `UNCUED_PATTERNS`: value shapes specific enough to count anywhere (UPS "1Z...");
 - `FILLER`: what may stand between cue and value ("is", ":", "no.", "number", "my", ...);
-- `NEEDS_DIGIT`: every value has a digit, so a text without one is skipped before any regex runs.
+- `MIN_DIGITS`: every value has at least this many digits, so a text with fewer is skipped before any
+  regex runs (0: values may have none, and `could_match` looks for a cue instead).
 
 All of them can be overridden in the constructor. Patterns run with Presidio's default flags
 (case-insensitive) through the `regex` module, which allows the variable-length look-behind.
@@ -55,7 +56,7 @@ class CuedPatternRecognizer(PatternRecognizer):
     UNCUED_PATTERNS: ClassVar[list[Pattern]] = []
     CONTEXT: ClassVar[list[str]] = []
     FILLER: ClassVar[str] = DEFAULT_FILLER
-    NEEDS_DIGIT: ClassVar[bool] = True
+    MIN_DIGITS: ClassVar[int] = 1
 
     def __init__(
         self,
@@ -89,6 +90,6 @@ class CuedPatternRecognizer(PatternRecognizer):
     def could_match(self, text: str) -> bool:
         """False when `text` cannot hold a value (so analysis can skip it): no digit where values need one,
         else no cue and no uncued value shape."""
-        if self.NEEDS_DIGIT:
-            return any(c.isdigit() for c in text)
+        if self.MIN_DIGITS:
+            return sum(c.isdigit() for c in text) >= self.MIN_DIGITS
         return bool(self._gate and self._gate.search(text))

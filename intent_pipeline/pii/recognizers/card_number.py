@@ -25,6 +25,7 @@ def luhn_ok(value: str) -> bool:
 
 class CardNumberRecognizer(CuedPatternRecognizer):
     ENTITY = "CREDIT_CARD"
+    MIN_DIGITS = 12
     CONTEXT: ClassVar[list[str]] = ["card", "card number", "card no", "credit card", "debit card", "cc", "visa",
                                     "mastercard", "amex", "maestro", "kreditkarte", "carte", "tarjeta", "carta"]
     PATTERNS: ClassVar[list[Pattern]] = [Pattern("card number after cue", r"(?<!\d)\d(?:[\s\-]?\d){11,18}(?![\w])", 0.9)]

@@ -36,6 +36,4 @@ class DefaultIdRecognizer(PatternRecognizer):
         # "6+ digits" counts for pure numbers; mixed tokens need 6+ characters and 2+ digits (the regex).
         return pattern_text.replace("-", "").isdigit() and digits < 6
 
-    @staticmethod
-    def could_match(text: str) -> bool:
-        return bool(regex.search(r"\d.*\d", text))
+    MIN_DIGITS: ClassVar[int] = 2

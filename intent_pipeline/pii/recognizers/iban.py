@@ -29,6 +29,4 @@ class ChatIbanRecognizer(CuedPatternRecognizer):
     def validate_result(self, pattern_text: str) -> bool:
         return iban_ok(pattern_text)
 
-    @staticmethod
-    def could_match(text: str) -> bool:
-        return sum(c.isdigit() for c in text) >= 8
+    MIN_DIGITS = 8

@@ -35,9 +35,7 @@ class OrderIdRecognizer(EntityRecognizer):
     def load(self) -> None:
         pass
 
-    @staticmethod
-    def could_match(text: str) -> bool:
-        return any(c.isdigit() for c in text)
+    MIN_DIGITS: ClassVar[int] = 1
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
         found = []

@@ -149,7 +149,12 @@ class PersonCueRecognizer(EntityRecognizer):
         pass
 
     def could_match(self, text: str) -> bool:
-        return bool(self._gate.search(text))
+        """Whether a cue is followed by a possible name; cue words ("for", "to", "is") are everywhere, so
+        the cue-name search itself is the test (remembered for the analyze() call that follows)."""
+        if not self._gate.search(text):
+            return False
+        self._last = (text, self._cue_names(text))
+        return bool(self._last[1])
 
     def _name_after(self, text: str, position: int, strength: str) -> tuple[int, int] | None:
         gap = _GAP.match(text, position)
@@ -167,13 +172,18 @@ class PersonCueRecognizer(EntityRecognizer):
             return None
         return word.start(), extend_name(text, word.start(), word.end())
 
-    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
+    def _cue_names(self, text: str) -> dict[tuple[int, int], float]:
         spans: dict[tuple[int, int], float] = {}
         for strength, cue in self._cues.items():
             for match in cue.finditer(text):
                 span = self._name_after(text, match.end(), strength)
                 if span:
                     spans[span] = max(spans.get(span, 0.0), self.score + (0.1 if strength in ("title", "strong") else 0))
+        return spans
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
+        cached = getattr(self, "_last", None)
+        spans = dict(cached[1]) if cached and cached[0] == text else self._cue_names(text)
         doc = getattr(nlp_artifacts, "tokens", None)
         for ent in getattr(doc, "ents", ()):
             words = ent.text.split()

@@ -37,9 +37,7 @@ class ChatPhoneRecognizer(EntityRecognizer):
     def load(self) -> None:
         pass
 
-    @staticmethod
-    def could_match(text: str) -> bool:
-        return sum(c.isdigit() for c in text) >= 6
+    MIN_DIGITS: ClassVar[int] = 7
 
     def _valid(self, candidate: str) -> bool:
         digits = candidate.lstrip("(")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import regex
 from presidio_analyzer import Pattern
 
 from intent_pipeline.pii.recognizers.base import CuedPatternRecognizer
@@ -22,15 +23,18 @@ _LOCAL = r"[a-z0-9][a-z0-9_%+\-]*(?:(?:\s+dot\s+|\s*[\(\[]dot[\)\]]\s*|[._])[a-z
 _DOMAIN = rf"[a-z0-9][a-z0-9\-]*(?:{_DOT}[a-z0-9\-]+)*{_DOT}(?:{TLDS})(?![\w])"
 
 
+_GATE_AT = regex.compile(r"\bat\b|\(a\)", regex.IGNORECASE)
+_GATE_DOT = regex.compile(r"\bdot\b|\w\.\w", regex.IGNORECASE)
+
+
 class SpelledEmailRecognizer(CuedPatternRecognizer):
     ENTITY = "EMAIL_ADDRESS"
     UNCUED_PATTERNS: ClassVar[list[Pattern]] = [
         Pattern("spelled email", rf"(?<![\w.@]){_LOCAL}{_AT}{_DOMAIN}", 0.75),
     ]
     CONTEXT: ClassVar[list[str]] = []
-    NEEDS_DIGIT = False
+    MIN_DIGITS = 0
 
     @staticmethod
     def could_match(text: str) -> bool:
-        low = text.lower()
-        return "at" in low and ("dot" in low or "." in low)
+        return bool(_GATE_AT.search(text) and _GATE_DOT.search(text))

@@ -118,6 +118,4 @@ class StreetAddressRecognizer(PatternRecognizer):
         super().__init__(supported_entity=supported_entity, patterns=patterns, context=context,
                          supported_language=supported_language, name=type(self).__name__)
 
-    @staticmethod
-    def could_match(text: str) -> bool:
-        return any(c.isdigit() for c in text)
+    MIN_DIGITS: ClassVar[int] = 1  # the house number

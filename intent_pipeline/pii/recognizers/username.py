@@ -26,7 +26,7 @@ class UsernameRecognizer(CuedPatternRecognizer):
                                     "steam", "discord", "reddit", "github", "skype"]
     PATTERNS: ClassVar[list[Pattern]] = [Pattern("username after cue", VALUE, 0.75)]
     UNCUED_PATTERNS: ClassVar[list[Pattern]] = [Pattern("@handle", HANDLE, 0.7)]
-    NEEDS_DIGIT = False
+    MIN_DIGITS = 0
     # Cheap test before any regex: a handle, or the start of a cue word (typos mostly keep it).
     GATE_ROOTS: ClassVar[tuple[str, ...]] = ("@", "user", "login", "log in", "handle", "name", "tag", "alias", "profile",
                                              "insta", "twitter", "tiktok", "psn", "xbox", "steam", "discord", "reddit",

@@ -82,9 +82,9 @@ def load_classifier(folder: str, backend: str, fallback_label: str) -> IntentCla
 
 @st.cache_resource(show_spinner="Loading the PII masker ...")
 def load_masker(spacy_model: str):
-    import preprocess  # spaCy + Presidio: heavy, so only when the app runs
+    from intent_pipeline import masking  # spaCy + Presidio: heavy, so only when the app runs
 
-    masker = preprocess.get_masker(spacy_model)
+    masker = masking.get_masker(spacy_model)
     masker.mask("warm up for Jane at jane@example.com")
     return masker
 

@@ -33,7 +33,7 @@ import pandas as pd
 from config import get_settings
 from intent_pipeline.io import PipelineError, run_cli, setup_logging, write_csv_atomic, write_json_atomic
 from intent_pipeline.pii_digests import PiiDigests
-from preprocess import LABEL_COLUMNS, TEXT_COLUMNS, clean_text, find_column, get_masker
+from intent_pipeline.masking import LABEL_COLUMNS, TEXT_COLUMNS, clean_text, find_column, get_masker
 
 log = logging.getLogger("ingest_clean")
 

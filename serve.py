@@ -4,7 +4,7 @@ FastAPI app served by uvicorn. `POST /predict` takes {"text": "..."} or {"texts"
 "top_k", 1-100, clipped to the number of labels) and answers, per message, the intent, confidence, top-k, fallback flag and the PII-masked
 text; `GET /health`; `GET /model` (version, labels, metrics summary); OpenAPI docs at /docs.
 
-Messages are cleaned and PII-masked (preprocess.py) before the model or the log sees them. Model
+Messages are cleaned and PII-masked (intent_pipeline/masking.py) before the model or the log sees them. Model
 calls run on one worker thread (the CPU is small; concurrent model calls would only fight over
 cores), and database writes go through a background queue that inserts in batches, so logging
 never adds to a request's latency.
@@ -166,9 +166,9 @@ class Service:
     metrics: dict
 
     def mask(self, texts: list[str]) -> list[str]:
-        import preprocess
+        from intent_pipeline import masking
 
-        cleaned = [preprocess.clean_text(t) for t in texts]
+        cleaned = [masking.clean_text(t) for t in texts]
         if len(cleaned) == 1:
             return [self.masker.mask(cleaned[0]).text]
         return [result.text for result in self.masker.mask_batch(cleaned)]
@@ -212,12 +212,12 @@ def metrics_summary(folder: Path) -> dict:
 
 
 def load_service(settings: config.Settings) -> Service:
-    import preprocess
+    from intent_pipeline import masking
 
     folder = resolve_model_source(settings)
     classifier = IntentClassifier.load(folder, settings.max_length, settings.fallback_label,
                                        backend=settings.inference_backend)
-    masker = preprocess.get_masker(settings.spacy_model)
+    masker = masking.get_masker(settings.spacy_model)
     logger = None
     try:
         logger = PredictionLogger(db.connect(settings.database_url))

@@ -20,8 +20,8 @@ import pandas as pd
 
 from config import Settings
 from intent_pipeline.io import PipelineError
+from intent_pipeline.masking import TEXT_COLUMNS, clean_text, find_column
 from intent_pipeline.predict import FallbackRule, Prediction
-from preprocess import TEXT_COLUMNS, find_column
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +69,9 @@ def apply_rule(prediction: Prediction, rule: FallbackRule) -> tuple[str, bool]:
 
 
 def mask_texts(masker: Any, texts: Sequence[str]) -> list[str]:
-    """Clean and PII-mask texts (a `preprocess.PiiMasker`) before the model or the log sees them."""
-    import preprocess  # spaCy + Presidio behind it: only imported when texts are really masked
-
+    """Clean and PII-mask texts (a `masking.PiiMasker`) before the model or the log sees them."""
     # n_process=1: forking workers inside the Streamlit server would copy its threads and sockets.
-    return [r.text for r in masker.mask_batch([preprocess.clean_text(t) for t in texts], n_process=1)]
+    return [r.text for r in masker.mask_batch([clean_text(t) for t in texts], n_process=1)]
 
 
 @dataclass

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from intent_pipeline.io import PipelineError, write_json_atomic
 
 if TYPE_CHECKING:
-    from preprocess import MaskResult
+    from intent_pipeline.masking import MaskResult
 
 _TOKEN_SPLIT = re.compile(r"[\s,;|\"<>\\]+")
 _EDGE = "()[]{}.,;:!?'\"`*_-"

@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 
 import ingest_clean
-import preprocess
+from intent_pipeline import masking
 from intent_pipeline.io import run_cli
 from intent_pipeline.pii_digests import find_leaked_pii
-from preprocess import clean_text
+from intent_pipeline.masking import clean_text
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -98,7 +98,7 @@ def test_parallel_batch_matches_serial(masker) -> None:
 def test_email_check_makes_no_network_attempt(masker, monkeypatch: pytest.MonkeyPatch) -> None:
     attempts: list = []
     monkeypatch.setattr(socket.socket, "connect", lambda self, addr: attempts.append(addr))
-    preprocess.offline_tld_extractor.cache_clear()  # the next extractor is built with the guard on
+    masking.offline_tld_extractor.cache_clear()  # the next extractor is built with the guard on
     assert masker.mask("write to ops@mail.example.org").text == "write to [EMAIL]"
     assert attempts == []
 

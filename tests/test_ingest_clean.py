@@ -296,3 +296,10 @@ def test_cleaned_csv_is_written_before_the_pii_digests(settings_env: Path, maske
     with pytest.raises(OSError):
         ingest_clean.main(["--no-progress", "--n-process", "1"])
     assert digests.read_text() == before  # still the digests of the cleaned file that is there
+
+
+def test_preprocess_command_line_masks_its_arguments(masker, capsys) -> None:
+    import preprocess
+
+    assert run_cli(preprocess.main, ["Email me at ops@mail.example.org  please"]) == 0
+    assert capsys.readouterr().out == "Email me at [EMAIL] please\n"

@@ -24,7 +24,8 @@ import streamlit as st
 import config
 from intent_pipeline import dashboard as dash
 from intent_pipeline import db
-from intent_pipeline.io import PipelineError, run_cli
+from intent_pipeline.cli import run_cli
+from intent_pipeline.errors import PipelineError
 from intent_pipeline.predict import FallbackRule, IntentClassifier, Prediction
 from intent_pipeline.registry import resolve_model_source
 

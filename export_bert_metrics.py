@@ -24,7 +24,10 @@ import pandas as pd
 from config import Settings, get_settings
 from intent_pipeline import eval_plots
 from intent_pipeline import evaluation as ev
-from intent_pipeline.io import PipelineError, read_json, run_cli, setup_logging, write_csv_atomic, write_json_atomic
+from intent_pipeline.cli import run_cli
+from intent_pipeline.errors import PipelineError
+from intent_pipeline.files import read_json, write_csv_atomic, write_json_atomic
+from intent_pipeline.logging_setup import setup_logging
 from intent_pipeline.predict import THRESHOLDS_FILE, FallbackRule, IntentClassifier
 from intent_pipeline.training import PREPARE_FIX, read_split
 

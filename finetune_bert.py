@@ -19,7 +19,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import config
-from intent_pipeline.io import PipelineError, run_cli, setup_logging
+from intent_pipeline.cli import run_cli
+from intent_pipeline.errors import PipelineError
+from intent_pipeline.logging_setup import setup_logging
 from intent_pipeline.training import (
     EncodedDataset,
     compute_metrics,

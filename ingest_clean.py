@@ -31,7 +31,10 @@ from pathlib import Path
 import pandas as pd
 
 from config import get_settings
-from intent_pipeline.io import PipelineError, run_cli, setup_logging, write_csv_atomic, write_json_atomic
+from intent_pipeline.cli import run_cli
+from intent_pipeline.errors import PipelineError
+from intent_pipeline.files import write_csv_atomic, write_json_atomic
+from intent_pipeline.logging_setup import setup_logging
 from intent_pipeline.pii_digests import PiiDigests
 from intent_pipeline.masking import LABEL_COLUMNS, TEXT_COLUMNS, clean_text, find_column, get_masker
 

@@ -30,7 +30,10 @@ from intent_pipeline.grouping import (
     texts_with_neighbour,
     too_small_labels,
 )
-from intent_pipeline.io import PipelineError, read_json, run_cli, setup_logging, write_csv_atomic, write_json_atomic
+from intent_pipeline.cli import run_cli
+from intent_pipeline.errors import PipelineError
+from intent_pipeline.files import read_json, write_csv_atomic, write_json_atomic
+from intent_pipeline.logging_setup import setup_logging
 from intent_pipeline.text import normalize_for_model
 from ingest_clean import style_artifacts
 

@@ -15,7 +15,8 @@ import sys
 from collections.abc import Sequence
 
 from config import get_settings
-from intent_pipeline.io import run_cli, setup_logging
+from intent_pipeline.cli import run_cli
+from intent_pipeline.logging_setup import setup_logging
 from intent_pipeline.masking import (  # noqa: F401  (re-exported for users of `preprocess`)
     LABEL_COLUMNS,
     PLACEHOLDERS,

@@ -24,7 +24,10 @@ from pathlib import Path
 from config import Settings, get_settings
 from intent_pipeline import evaluation as ev
 from intent_pipeline import registry
-from intent_pipeline.io import PipelineError, read_json, run_cli, setup_logging, sha256_file, write_json_atomic
+from intent_pipeline.cli import run_cli
+from intent_pipeline.errors import PipelineError
+from intent_pipeline.files import read_json, sha256_file, write_json_atomic
+from intent_pipeline.logging_setup import setup_logging
 from intent_pipeline.model_card import build_model_card
 from intent_pipeline.onnx_export import ONNX_DIR, export_onnx
 from intent_pipeline.predict import RELEASE_FILE, THRESHOLDS_FILE, TRAINING_CONFIG_FILE, IntentClassifier

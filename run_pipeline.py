@@ -36,7 +36,10 @@ from dataclasses import dataclass  # noqa: E402
 
 from config import PROJECT_ROOT, Settings, get_settings  # noqa: E402
 from intent_pipeline import registry  # noqa: E402
-from intent_pipeline.io import PipelineError, run_cli, setup_logging, sha256_file, write_json_atomic  # noqa: E402
+from intent_pipeline.cli import run_cli  # noqa: E402
+from intent_pipeline.errors import PipelineError  # noqa: E402
+from intent_pipeline.files import sha256_file, write_json_atomic  # noqa: E402
+from intent_pipeline.logging_setup import setup_logging  # noqa: E402
 
 log = logging.getLogger("run_pipeline")
 

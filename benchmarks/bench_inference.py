@@ -26,7 +26,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from config import get_settings  # noqa: E402
-from intent_pipeline.io import PipelineError, run_cli, setup_logging  # noqa: E402
+from intent_pipeline.cli import run_cli  # noqa: E402
+from intent_pipeline.errors import PipelineError  # noqa: E402
+from intent_pipeline.logging_setup import setup_logging  # noqa: E402
 from intent_pipeline.onnx_export import export_onnx, onnx_file, stale_reason  # noqa: E402
 from intent_pipeline.predict import IntentClassifier  # noqa: E402
 from intent_pipeline.registry import resolve_model_source  # noqa: E402

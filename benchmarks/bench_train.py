@@ -25,7 +25,8 @@ import config  # noqa: E402
 import finetune_bert  # noqa: E402
 import prepare_data  # noqa: E402
 from intent_pipeline import db  # noqa: E402
-from intent_pipeline.io import run_cli, setup_logging  # noqa: E402
+from intent_pipeline.cli import run_cli  # noqa: E402
+from intent_pipeline.logging_setup import setup_logging  # noqa: E402
 
 
 def seed_database(settings: config.Settings, url: str) -> str:

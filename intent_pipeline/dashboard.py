@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from config import Settings
-from intent_pipeline.io import PipelineError
+from intent_pipeline.errors import PipelineError
 from intent_pipeline.masking import TEXT_COLUMNS, clean_text, find_column
 from intent_pipeline.predict import FallbackRule, Prediction
 

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from intent_pipeline.io import PipelineError
+from intent_pipeline.errors import PipelineError
 
 log = logging.getLogger(__name__)
 

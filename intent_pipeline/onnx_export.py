@@ -24,7 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from config import get_settings
-from intent_pipeline.io import PipelineError, atomic_path, read_json, run_cli, setup_logging, sha256_file, write_json_atomic
+from intent_pipeline.cli import run_cli
+from intent_pipeline.errors import PipelineError
+from intent_pipeline.files import atomic_path, read_json, sha256_file, write_json_atomic
+from intent_pipeline.logging_setup import setup_logging
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from intent_pipeline.io import PipelineError, write_json_atomic
+from intent_pipeline.errors import PipelineError
+from intent_pipeline.files import write_json_atomic
 
 if TYPE_CHECKING:
     from intent_pipeline.masking import MaskResult

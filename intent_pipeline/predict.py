@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from intent_pipeline.io import PipelineError
+from intent_pipeline.errors import PipelineError
 from intent_pipeline.text import normalize_for_model
 
 log = logging.getLogger(__name__)

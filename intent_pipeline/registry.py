@@ -22,7 +22,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from config import Settings
-from intent_pipeline.io import PipelineError, write_text_atomic
+from intent_pipeline.errors import PipelineError
+from intent_pipeline.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config import Settings
-from intent_pipeline.io import PipelineError
+from intent_pipeline.errors import PipelineError
 
 log = logging.getLogger(__name__)
 

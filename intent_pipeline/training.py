@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from intent_pipeline.io import PipelineError, read_json, write_json_atomic
+from intent_pipeline.errors import PipelineError
+from intent_pipeline.files import read_json, write_json_atomic
 from intent_pipeline.text import normalize_for_model
 
 log = logging.getLogger(__name__)

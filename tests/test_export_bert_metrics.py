@@ -11,7 +11,7 @@ import pytest
 
 import export_bert_metrics
 from intent_pipeline import evaluation as ev
-from intent_pipeline.io import run_cli
+from intent_pipeline.cli import run_cli
 from intent_pipeline.predict import FallbackRule, IntentClassifier
 
 FINGERPRINT = "f" * 64

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import finetune_bert
-from intent_pipeline.io import run_cli
+from intent_pipeline.cli import run_cli
 from conftest import TRAINED_LABELS, write_tiny_splits
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -16,7 +16,7 @@ import pytest
 
 import ingest_clean
 from intent_pipeline import masking
-from intent_pipeline.io import run_cli
+from intent_pipeline.cli import run_cli
 from intent_pipeline.pii_digests import find_leaked_pii
 from intent_pipeline.masking import clean_text
 
@@ -254,7 +254,7 @@ def test_title_case_and_product_words_are_not_context_names(masker) -> None:
 def test_atomic_writes_get_umask_mode_or_keep_the_old_mode(tmp_path: Path) -> None:
     import os
 
-    from intent_pipeline.io import atomic_path, write_text_atomic
+    from intent_pipeline.files import atomic_path, write_text_atomic
 
     old_umask = os.umask(0o022)
     try:

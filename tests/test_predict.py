@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from intent_pipeline import onnx_export
-from intent_pipeline.io import PipelineError
+from intent_pipeline.errors import PipelineError
 from intent_pipeline.predict import FallbackRule, IntentClassifier
 
 TEXTS = ["Where is my order?", "i want my money back for the broken headphones i bought", "hi", "cancel it", "ok"]
@@ -104,7 +104,7 @@ def test_bad_backend_and_missing_model_are_clear_errors(untrained_model_dir: Pat
 
 
 def test_export_cli_reports_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from intent_pipeline.io import run_cli
+    from intent_pipeline.cli import run_cli
 
     assert run_cli(onnx_export.main, [str(tmp_path / "nothing")]) == 1
     assert "error: no model at" in capsys.readouterr().err

@@ -19,7 +19,8 @@ from huggingface_hub.utils import _http as hf_http
 import config
 import export_bert_metrics
 import push_model
-from intent_pipeline.io import PipelineError, run_cli
+from intent_pipeline.cli import run_cli
+from intent_pipeline.errors import PipelineError
 from intent_pipeline.predict import IntentClassifier
 from intent_pipeline.registry import resolve_model_source
 from intent_pipeline.pii_digests import PiiDigests, find_leaked_pii

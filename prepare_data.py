@@ -23,6 +23,7 @@ import pandas as pd
 import config
 from intent_pipeline import db
 from intent_pipeline.augment import chat_noise, noisy_copies
+from intent_pipeline.data_quality import style_artifacts
 from intent_pipeline.grouping import (
     SPLIT_NAMES,
     assign_splits,
@@ -35,7 +36,6 @@ from intent_pipeline.errors import PipelineError
 from intent_pipeline.files import read_json, write_csv_atomic, write_json_atomic
 from intent_pipeline.logging_setup import setup_logging
 from intent_pipeline.text import normalize_for_model
-from ingest_clean import style_artifacts
 
 log = logging.getLogger("prepare_data")
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from config import get_settings
+from intent_pipeline.artifacts import Artifacts
 from intent_pipeline.cli import run_cli
 from intent_pipeline.errors import PipelineError
 from intent_pipeline.files import write_csv_atomic, write_json_atomic
@@ -42,8 +43,6 @@ from intent_pipeline.masking import LABEL_COLUMNS, TEXT_COLUMNS, clean_text, fin
 log = logging.getLogger("ingest_clean")
 
 OUTPUT_COLUMNS = ["text", "label", "text_hash", "source"]
-REPORT_FILE = "data_report.json"
-PII_VALUES_FILE = "pii_values.json"
 # Python's csv module refuses fields over 128 KiB; longer messages must reach the `too_long` count.
 CSV_FIELD_LIMIT = 64 * 1024 * 1024
 
@@ -277,10 +276,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # CSV first: if it fails, the previous CSV and pii_values.json still belong together.
     write_csv_atomic(kept[OUTPUT_COLUMNS], args.output)
-    digests.save(args.artifacts_dir / PII_VALUES_FILE)
-    write_json_atomic(args.artifacts_dir / REPORT_FILE, report)
+    files = Artifacts(args.artifacts_dir)
+    digests.save(files.pii_values)
+    write_json_atomic(files.data_report, report)
     print_summary(report)
-    log.info("wrote %d rows to %s and the report to %s", len(kept), args.output, args.artifacts_dir / REPORT_FILE)
+    log.info("wrote %d rows to %s and the report to %s", len(kept), args.output, files.data_report)
     return 0
 
 

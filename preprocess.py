@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from config import get_settings
 from intent_pipeline.cli import run_cli
 from intent_pipeline.logging_setup import setup_logging
-from intent_pipeline.masking import (  # noqa: F401  (re-exported for users of `preprocess`)
+from intent_pipeline.masking import (
     LABEL_COLUMNS,
     PLACEHOLDERS,
     TEXT_COLUMNS,
@@ -29,6 +29,12 @@ from intent_pipeline.masking import (  # noqa: F401  (re-exported for users of `
     get_masker,
     offline_tld_extractor,
 )
+
+# Re-exported for code that imported them from here before the logic moved into the package.
+__all__ = [
+    "LABEL_COLUMNS", "PLACEHOLDERS", "TEXT_COLUMNS", "MaskResult", "PiiEntity", "PiiMasker", "clean_text", "find_column",
+    "get_masker", "main", "offline_tld_extractor",
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,6 +37,7 @@ import config
 from intent_pipeline import db
 from intent_pipeline.cli import run_cli
 from intent_pipeline.errors import PipelineError
+from intent_pipeline.artifacts import ModelFiles
 from intent_pipeline.files import read_json
 from intent_pipeline.logging_setup import setup_logging
 from intent_pipeline.predict import IntentClassifier
@@ -44,7 +45,6 @@ from intent_pipeline.registry import resolve_model_source
 
 log = logging.getLogger("serve")
 
-METRICS_FILE = "metrics.json"
 CHANNEL = "api"
 LOG_QUEUE_SIZE = 10_000
 LOG_BATCH = 256
@@ -195,7 +195,7 @@ class Service:
 
 def metrics_summary(folder: Path) -> dict:
     """Headline numbers of a release's metrics.json (scalars, one level deep), or {} if absent."""
-    path = folder / METRICS_FILE
+    path = ModelFiles(folder).metrics
     if not path.is_file():
         return {}
     try:
@@ -218,7 +218,7 @@ def load_service(settings: config.Settings) -> Service:
     from intent_pipeline import masking
 
     folder = resolve_model_source(settings)
-    classifier = IntentClassifier.load(folder, settings.max_length, settings.fallback_label,
+    classifier = IntentClassifier.load(folder, fallback_label=settings.fallback_label,
                                        backend=settings.inference_backend)
     masker = masking.get_masker(settings.spacy_model)
     logger = None

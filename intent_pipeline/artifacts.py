@@ -71,9 +71,6 @@ class Artifacts:
     def from_settings(cls, settings: Settings) -> Artifacts:
         return cls(settings.artifacts_dir)
 
-    def __truediv__(self, name: str) -> Path:
-        return self.root / name
-
     @property
     def data_report(self) -> Path:
         return self.root / DATA_REPORT
@@ -128,9 +125,6 @@ class ModelFiles:
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelFiles:
         return cls(settings.model_dir)
-
-    def __truediv__(self, name: str) -> Path:
-        return self.root / name
 
     def is_model(self) -> bool:
         return (self.root / MODEL_CONFIG).is_file()

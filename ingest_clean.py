@@ -33,12 +33,12 @@ import pandas as pd
 from config import get_settings
 from intent_pipeline.artifacts import Artifacts
 from intent_pipeline.cli import run_cli
+from intent_pipeline.data_quality import style_artifacts
 from intent_pipeline.errors import PipelineError
 from intent_pipeline.files import write_csv_atomic, write_json_atomic
 from intent_pipeline.logging_setup import setup_logging
-from intent_pipeline.data_quality import style_artifacts
-from intent_pipeline.pii_digests import PiiDigests
 from intent_pipeline.masking import LABEL_COLUMNS, TEXT_COLUMNS, clean_text, find_column, get_masker
+from intent_pipeline.pii_digests import PiiDigests
 
 log = logging.getLogger("ingest_clean")
 

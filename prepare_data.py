@@ -24,7 +24,10 @@ import config
 from intent_pipeline import db
 from intent_pipeline.artifacts import Artifacts
 from intent_pipeline.augment import chat_noise, noisy_copies
+from intent_pipeline.cli import run_cli
 from intent_pipeline.data_quality import style_artifacts
+from intent_pipeline.errors import PipelineError
+from intent_pipeline.files import read_json, write_csv_atomic, write_json_atomic
 from intent_pipeline.grouping import (
     SPLIT_NAMES,
     assign_splits,
@@ -32,9 +35,6 @@ from intent_pipeline.grouping import (
     texts_with_neighbour,
     too_small_labels,
 )
-from intent_pipeline.cli import run_cli
-from intent_pipeline.errors import PipelineError
-from intent_pipeline.files import read_json, write_csv_atomic, write_json_atomic
 from intent_pipeline.logging_setup import setup_logging
 from intent_pipeline.text import normalize_for_model
 

@@ -24,8 +24,8 @@ from pathlib import Path
 from config import Settings, get_settings
 from intent_pipeline import artifacts
 from intent_pipeline import evaluation as ev
-from intent_pipeline.artifacts import Artifacts, ModelFiles
 from intent_pipeline import registry
+from intent_pipeline.artifacts import Artifacts, ModelFiles
 from intent_pipeline.cli import run_cli
 from intent_pipeline.errors import PipelineError
 from intent_pipeline.files import read_json, sha256_file, write_json_atomic

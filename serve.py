@@ -35,9 +35,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_v
 
 import config
 from intent_pipeline import db
+from intent_pipeline.artifacts import ModelFiles
 from intent_pipeline.cli import run_cli
 from intent_pipeline.errors import PipelineError
-from intent_pipeline.artifacts import ModelFiles
 from intent_pipeline.files import read_json
 from intent_pipeline.logging_setup import setup_logging
 from intent_pipeline.predict import IntentClassifier

@@ -17,8 +17,8 @@ import pytest
 import ingest_clean
 from intent_pipeline import masking
 from intent_pipeline.cli import run_cli
-from intent_pipeline.pii_digests import find_leaked_pii
 from intent_pipeline.masking import clean_text
+from intent_pipeline.pii_digests import find_leaked_pii
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -21,9 +21,9 @@ import export_bert_metrics
 import push_model
 from intent_pipeline.cli import run_cli
 from intent_pipeline.errors import PipelineError
+from intent_pipeline.pii_digests import PiiDigests, find_leaked_pii
 from intent_pipeline.predict import IntentClassifier
 from intent_pipeline.registry import resolve_model_source
-from intent_pipeline.pii_digests import PiiDigests, find_leaked_pii
 from test_export_bert_metrics import build_stage5_inputs  # tests/ is on sys.path (rootdir-relative imports)
 
 TOKEN = "hf_TestSecretToken123456789"

@@ -165,7 +165,7 @@ def evaluation_folders(release: Path, artifacts_dir: Path, model_version: str) -
     release, artifacts_dir = Path(release), Path(artifacts_dir)
     evaluated = None
     try:
-        evaluated = json.loads((Artifacts(artifacts_dir).metrics).read_text(encoding="utf-8")).get("model_version")
+        evaluated = json.loads(Artifacts(artifacts_dir).metrics.read_text(encoding="utf-8")).get("model_version")
     except (OSError, UnicodeDecodeError, ValueError, AttributeError):
         pass  # missing or unreadable: nothing there is known to belong to the served model
     if model_version and evaluated == model_version:

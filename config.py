@@ -121,6 +121,7 @@ class Settings:
     release_onnx: bool
     n_process: int
     fallback_label: str
+    fallback_min_coverage: float
     log_level: str
     ci: bool
 
@@ -196,6 +197,7 @@ def get_settings() -> Settings:
         release_onnx=_env_bool("RELEASE_ONNX", True),
         n_process=int(_env_number("N_PROCESS", min(2, os.cpu_count() or 1))),
         fallback_label=_env("FALLBACK_LABEL", "unknown"),
+        fallback_min_coverage=float(_env_number("FALLBACK_MIN_COVERAGE", 0.9, float)),
         log_level=_env("LOG_LEVEL", "INFO").upper(),
         ci=_env_bool("CI", False),
     )

@@ -48,12 +48,12 @@ class Scored:
         return self.probs.argmax(axis=1)
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None, settings: Settings) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch-size", type=int, default=64, help="messages scored per forward pass (default 64)")
-    parser.add_argument("--min-coverage", type=float, default=ev.DEFAULT_MIN_COVERAGE,
+    parser.add_argument("--min-coverage", type=float, default=settings.fallback_min_coverage,
                         help="smallest share of validation messages the fallback rule must still answer "
-                             f"(default {ev.DEFAULT_MIN_COVERAGE})")
+                             "(default: FALLBACK_MIN_COVERAGE)")
     parser.add_argument("--ece-bins", type=int, default=15, help="confidence bins for ECE and the reliability diagram")
     parser.add_argument("--top-pairs", type=int, default=10, help="confused label pairs to keep (default 10)")
     parser.add_argument("--max-misclassified", type=int, default=500,
@@ -196,8 +196,8 @@ def print_summary(metrics: dict, out_dir: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
     settings = get_settings()
+    args = parse_args(argv, settings)
     setup_logging(settings.log_level)
     files = Artifacts.from_settings(settings)
     splits = {"val": read_split(files.split("val")), "test": read_split(files.split("test"))}

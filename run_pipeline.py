@@ -68,7 +68,7 @@ STAGE_SETTINGS = {
                 "artifacts_dir"),
     "finetune": ("base_model", "epochs", "batch_size", "learning_rate", "weight_decay", "warmup_ratio",
                  "early_stopping_patience", "max_length", "class_weights", "freeze_embeddings", "seed", "model_dir"),
-    "evaluate": ("model_dir", "artifacts_dir"),
+    "evaluate": ("model_dir", "artifacts_dir", "fallback_min_coverage"),
     "release": ("registry_dir", "hf_repo_id", "release_onnx", "fallback_label"),
 }
 # Settings that change no stage's output (serving, logging, parallelism; the token only decides

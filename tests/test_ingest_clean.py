@@ -301,5 +301,5 @@ def test_cleaned_csv_is_written_before_the_pii_digests(settings_env: Path, maske
 def test_preprocess_command_line_masks_its_arguments(masker, capsys) -> None:
     import preprocess
 
-    assert run_cli(preprocess.main, ["Email me at ops@mail.example.org  please"]) == 0
-    assert capsys.readouterr().out == "Email me at [EMAIL] please\n"
+    assert run_cli(preprocess.main, ["write to  ops@mail.example.org"]) == 0
+    assert capsys.readouterr().out == "write to [EMAIL]\n"

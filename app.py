@@ -22,9 +22,11 @@ from pathlib import Path
 import streamlit as st
 
 import config
+from intent_pipeline import artifacts
 from intent_pipeline import dashboard as dash
 from intent_pipeline import db
-from intent_pipeline.io import PipelineError, run_cli
+from intent_pipeline.cli import run_cli
+from intent_pipeline.errors import PipelineError
 from intent_pipeline.predict import FallbackRule, IntentClassifier, Prediction
 from intent_pipeline.registry import resolve_model_source
 
@@ -82,9 +84,9 @@ def load_classifier(folder: str, backend: str, fallback_label: str) -> IntentCla
 
 @st.cache_resource(show_spinner="Loading the PII masker ...")
 def load_masker(spacy_model: str):
-    import preprocess  # spaCy + Presidio: heavy, so only when the app runs
+    from intent_pipeline import masking  # spaCy + Presidio: heavy, so only when the app runs
 
-    masker = preprocess.get_masker(spacy_model)
+    masker = masking.get_masker(spacy_model)
     masker.mask("warm up for Jane at jane@example.com")
     return masker
 
@@ -267,7 +269,7 @@ def quality_view(ctx: AppContext) -> None:
                                                 str(ctx.classifier.info.get("model_version", "")))
     report = dash.load_quality_report(folders)
     # Releases never carry misclassified.csv; when ARTIFACTS_DIR cannot stand in, the drill-down says why.
-    problems = [p for p in report.problems if not (left_out and p.startswith("misclassified.csv"))]
+    problems = [p for p in report.problems if not (left_out and p.startswith(artifacts.MISCLASSIFIED))]
     if problems:
         st.info("Some evaluation files are missing, so parts of this page are empty: "
                 + "; ".join(problems) + ". Run `python export_bert_metrics.py` (and re-release).")

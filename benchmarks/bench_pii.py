@@ -34,7 +34,7 @@ from bench_ingest import seed_style_baseline  # noqa: E402
 from pii_corpus import Example, generate  # noqa: E402
 
 from config import get_settings  # noqa: E402
-from intent_pipeline.io import run_cli  # noqa: E402
+from intent_pipeline.cli import run_cli  # noqa: E402
 from intent_pipeline.pii.engine import get_masker  # noqa: E402
 from intent_pipeline.text import clean_text  # noqa: E402
 

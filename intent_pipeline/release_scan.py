@@ -30,12 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config import Settings
-from intent_pipeline.io import PipelineError
+from intent_pipeline.artifacts import MODEL_CONFIG, TRAINING_CONFIG, Artifacts
+from intent_pipeline.errors import PipelineError
 from intent_pipeline.pii_digests import PiiDigests
 
 log = logging.getLogger(__name__)
 
-PII_VALUES_FILE = "pii_values.json"
 BINARY_SUFFIXES = {".safetensors", ".bin", ".pt", ".onnx", ".png", ".jpg", ".model", ".msgpack", ".h5"}
 TOKENIZER_VOCAB_FILES = {"vocab.txt", "tokenizer.json", "merges.txt", "vocab.json"}
 MAX_SCANNED_BYTES = 50 * 1024 * 1024
@@ -61,7 +61,7 @@ def _vocab_matches_base(folder: Path, settings: Settings) -> bool:
     """True when the release tokenizer's vocabulary is exactly its base model's (no tokens from our data)."""
     from transformers import AutoTokenizer
 
-    training_config = folder / "training_config.json"
+    training_config = folder / TRAINING_CONFIG
     base_model = settings.base_model
     if training_config.is_file():
         base_model = json.loads(training_config.read_text(encoding="utf-8")).get("base_model") or base_model
@@ -126,7 +126,7 @@ def release_vocabulary(folder: Path, files: list[Path]) -> tuple[set[str], set[s
         if path.suffix.lower() == ".json":
             keys.update(_json_keys(_read_json(path)))
     labels: set[str] = set()
-    model_config = _read_json(folder / "config.json")
+    model_config = _read_json(folder / MODEL_CONFIG)
     if isinstance(model_config, dict) and isinstance(model_config.get("id2label"), dict):
         labels.update(str(v) for v in model_config["id2label"].values())
     # label words too: "manage_shipping_address" shows up as "manage shipping address" in text
@@ -151,7 +151,7 @@ def scan_file(path: Path, relative: str, digests: PiiDigests, ignore: set[str], 
 
 def find_leaks(folder: Path, settings: Settings) -> list[Leak]:
     """Every place in the release (under `folder`) that holds a raw PII value stage 1 masked."""
-    pii_path = settings.artifacts_dir / PII_VALUES_FILE
+    pii_path = Artifacts.from_settings(settings).pii_values
     if not pii_path.is_file():
         raise PipelineError(f"PII value digests not found at {pii_path}: run `python ingest_clean.py` "
                             "(a release is only published after a scan for the values it masked)")

@@ -12,7 +12,8 @@ import pytest
 
 import config
 from intent_pipeline.pii_digests import PiiDigests
-from intent_pipeline.release_scan import PII_VALUES_FILE, find_leaks
+from intent_pipeline.artifacts import PII_VALUES as PII_VALUES_FILE
+from intent_pipeline.release_scan import find_leaks
 
 
 def make_release(folder: Path, card: str = "# Intent classifier\n\nTrained on support chat.\n") -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from intent_pipeline.io import PipelineError
+from intent_pipeline.errors import PipelineError
 from intent_pipeline.pii.registry import NER_LABELS, Registered
 
 LANGUAGE = "en"

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from config import PROJECT_ROOT
-from intent_pipeline.pii.engine import mask_then_truncate, truncate_masked
+from intent_pipeline.pii import registry
+from intent_pipeline.pii.engine import get_masker, mask_then_truncate, truncate_masked
 from intent_pipeline.text import clean_text
 
 
@@ -78,6 +79,13 @@ CASES = {
         ("whatsapp +91 98765 43210", "+91 98765 43210"),
         ("au mobile 0412 345 678", "0412 345 678"),
         ("+61 2 9374 4000 landline", "+61 2 9374 4000"),
+        ("ie: 087 123 4567", "087 123 4567"),
+        ("+353 87 123 4567 is my cell", "+353 87 123 4567"),
+        ("toronto office 416 967 1111", "416 967 1111"),
+        ("movil 612 34 56 78", "612 34 56 78"),
+        ("cellulare 312 345 6789", "312 345 6789"),
+        ("mobiel 06 12345678", "06 12345678"),
+        ("london office 020 7946 0958", "020 7946 0958"),
     ],
     "[DATE_OF_BIRTH]": [
         ("dob 04/11/1988", "04/11/1988"),
@@ -185,3 +193,17 @@ def test_mask_then_truncate_masks_a_value_the_cut_would_split(masker) -> None:
     assert truncated and "7911" not in out and "79" not in out.split()[-1]
     assert truncate_masked("hello [PHONE] there", 10) == ("hello", True)
     assert truncate_masked("short", 10) == ("short", False)
+
+
+def test_registry_is_the_one_source_of_entities_and_placeholders(masker) -> None:
+    reported = {e for r in masker.analyzer.registry.recognizers for e in r.supported_entities}
+    assert reported == set(registry.ENTITIES) == set(registry.PLACEHOLDERS)
+    assert all(re.fullmatch(r"\[[A-Z_]+\]", p) for p in registry.PLACEHOLDERS.values())
+    assert {r.name for r in masker.analyzer.registry.recognizers} == set(masker.tiers)
+
+
+def test_default_id_rule_is_a_setting(masker) -> None:
+    text = "my loyalty card says KX48812Q7 and 20394857"
+    assert masked(masker, text) == "my loyalty card says [ID] and [ID]"
+    plain = get_masker(masker.spacy_model, mask_unknown_ids=False)
+    assert plain.mask(text).text == text

@@ -72,7 +72,7 @@ RECOGNIZERS: tuple[Registered, ...] = (
     Registered(_builtin("UsSsnRecognizer"), {"US_SSN": "[US_SSN]"}, CUE, min_digits=9),
     Registered(_builtin("IpRecognizer"), {"IP_ADDRESS": "[IP_ADDRESS]"}, SHAPE,
                could_match=regex.compile(r"\d\.\d|[0-9a-f]:[0-9a-f]*:", regex.IGNORECASE).search),
-    Registered(_ours("url", "UrlRecognizer"), {"URL": "[URL]"}, SHAPE),
+    Registered(_ours("url", "ChatUrlRecognizer"), {"URL": "[URL]"}, SHAPE),
     Registered(_ours("order_id", "OrderIdRecognizer"),
                {"ORDER_ID": "[ORDER_ID]", "INVOICE_ID": "[INVOICE_ID]", "BILL_ID": "[BILL_ID]"}, CUE),
     Registered(_ours("date_of_birth", "DateOfBirthRecognizer"), {"DATE_OF_BIRTH": "[DATE_OF_BIRTH]"}, CUE),

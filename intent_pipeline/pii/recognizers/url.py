@@ -1,4 +1,8 @@
-"""UrlRecognizer: web addresses with a scheme, "www." or a common top-level domain."""
+"""ChatUrlRecognizer: web addresses with a scheme, "www." or a common top-level domain.
+
+(Not named UrlRecognizer: Presidio's recognizer loader finds classes by name, and ours would shadow
+its own in a default AnalyzerEngine built in the same process.)
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ URL = (r"\b(?:https?://|www\.)[^\s<>\"']+[^\s<>\"'.,;:!?)\]}]"
 _DOMAIN = regex.compile(r"\w\.\w")
 
 
-class UrlRecognizer(PatternRecognizer):
+class ChatUrlRecognizer(PatternRecognizer):
     PATTERNS: ClassVar[list[Pattern]] = [Pattern("url", URL, 0.85)]
 
     def __init__(self, patterns: list[Pattern] | None = None, supported_language: str = "en") -> None:

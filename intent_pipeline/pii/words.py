@@ -29,6 +29,7 @@ CHAT_WORDS = frozenset(
     monday tuesday wednesday thursday friday saturday sunday mon tue tues wed thu thur thurs fri sat sun
     january february march april may june july august september october november december jan feb mar apr jun
     jul aug sep sept oct nov dec christmas xmas easter halloween thanksgiving weekend weekday tonight
+    info infos details settings prefs preferences pic pics photo avatar acct acc pw pwd msg msgs dm dms
     promo promos promocode coupon coupons voucher vouchers giftcard ecommerce wishlist preorder restock""".split()
 )
 
@@ -69,14 +70,21 @@ _SUFFIXES = (("ies", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing
              ("er", ""), ("ers", ""), ("ment", ""), ("ments", ""), ("ness", ""), ("ations", "e"), ("ations", ""))
 
 
+_PREFIXES = ("re", "un", "pre", "mis", "dis", "over", "out", "non", "co", "de", "sub", "super")
+
+
 def is_common(word: str) -> bool:
     """A common English word, or an inflection of one ("compensations", "tracked")."""
     word = word.lower().strip("'’")
     words = common_words()
     if word in words:
         return True
-    return any(word.endswith(suffix) and len(word) - len(suffix) >= 4 and word[: -len(suffix)] + replacement in words
-               for suffix, replacement in _SUFFIXES)
+    if any(word.endswith(suffix) and len(word) - len(suffix) >= 4 and word[: -len(suffix)] + replacement in words
+           for suffix, replacement in _SUFFIXES):
+        return True
+    # "rewatching", "unsubscribed", "preorders": a prefix on a common word
+    return any(word.startswith(prefix) and len(word) - len(prefix) >= 4 and is_common(word[len(prefix):])
+               for prefix in _PREFIXES)
 
 
 def is_common_or_typo(word: str) -> bool:

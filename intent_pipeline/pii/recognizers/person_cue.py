@@ -68,23 +68,31 @@ def _starts_name(word: str, strength: str, capitals_count: bool) -> bool:
         return True
     if capitals_count and word[:1].isupper() and not word.isupper() and not is_common(word):
         return True
-    return strength == "medium" and not is_common(word) and not is_compound_of_common(word)
+    # "i'm rewatching", "im cancelling": a verb form after "im" is no name
+    verb_form = low.endswith("ing") and len(low) >= 6
+    return strength == "medium" and not is_common(word) and not is_compound_of_common(word) and not verb_form
 
 
-def _continues_name(word: str, capitals_count: bool) -> bool:
+def _continues_name(word: str, capitals_count: bool, name_capitalised: bool) -> bool:
     low = word.lower().strip("'’")
     if low in stop_words() or low in NOT_NAME_AFTER_NAME or low in NOT_NAME_WORDS or len(low) < 2:
         return False
     if capitals_count and word[:1].isupper():
         return True
-    return not is_common(low) or frequency_rank(low) >= CONTINUATION_MIN_RANK and not low.endswith(("ing", "ed"))
+    if not is_common(low):
+        return True  # "Aoife connolly", "priya raman"
+    # a common lower-case word joins a lower-case name only ("sarah smith"), never "Jacob Gonzalez send"
+    return (not (capitals_count and name_capitalised) and frequency_rank(low) >= CONTINUATION_MIN_RANK
+            and not low.endswith(("ing", "ed")))
 
 
 def extend_name(text: str, start: int, end: int, max_words: int = MAX_NAME_WORDS) -> int:
     """The end of the name that starts at `start` and has at least text[start:end]: further name words
     and particles ("van der berg") are taken in, up to `max_words` words in all."""
     capitals_count = not is_title_case(text, start, end)
-    count = len(_WORD.findall(text[start:end]))
+    words = _WORD.findall(text[start:end])
+    count = len(words)
+    name_capitalised = all(w[:1].isupper() for w in words)
     pending: list[int] = []  # particles waiting for the surname that must follow them
     cursor = end
     while count < max_words:
@@ -98,7 +106,7 @@ def extend_name(text: str, start: int, end: int, max_words: int = MAX_NAME_WORDS
             pending.append(word.end())
             cursor = word.end()
             continue
-        if not _continues_name(word.group(0), capitals_count):
+        if not _continues_name(word.group(0), capitals_count, name_capitalised):
             break
         end = cursor = word.end()
         count += 1

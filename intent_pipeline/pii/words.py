@@ -30,6 +30,7 @@ CHAT_WORDS = frozenset(
     january february march april may june july august september october november december jan feb mar apr jun
     jul aug sep sept oct nov dec christmas xmas easter halloween thanksgiving weekend weekday tonight
     info infos details settings prefs preferences pic pics photo avatar acct acc pw pwd msg msgs dm dms
+    laptop laptops desktop desktops smartwatch earbuds
     promo promos promocode coupon coupons voucher vouchers giftcard ecommerce wishlist preorder restock""".split()
 )
 
@@ -99,7 +100,7 @@ def is_common_or_typo(word: str) -> bool:
     return any(w in common_words() for w in (*swaps, *drops, *adds))
 
 
-def is_compound_of_common(word: str, min_part: int = 3) -> bool:
+def is_compound_of_common(word: str, min_part: int = 4) -> bool:
     """Two common words run together ("smartphones", "kitchenware", "backpacks"): a product, not a name."""
     word = word.lower()
     return any(is_common(word[:i]) and is_common(word[i:]) for i in range(min_part, len(word) - min_part + 1))

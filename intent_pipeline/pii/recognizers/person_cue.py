@@ -69,7 +69,7 @@ def _starts_name(word: str, strength: str, capitals_count: bool) -> bool:
     if capitals_count and word[:1].isupper() and not word.isupper() and not is_common(word):
         return True
     # "i'm rewatching", "im cancelling": a verb form after "im" is no name
-    verb_form = low.endswith("ing") and len(low) >= 6
+    verb_form = low.endswith("ing") and (is_common(low[:-3]) or is_common(low[:-3] + "e"))
     return strength == "medium" and not is_common(word) and not is_compound_of_common(word) and not verb_form
 
 

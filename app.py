@@ -1,9 +1,12 @@
 """Stage 7, the dashboard: model release + database -> predictions, quality report, monitoring.
 
-`streamlit run app.py` (or `python app.py --port 8501`) serves four views: Predict (one message,
+`streamlit run app.py` (or `python app.py --port 8501`) serves five views: Predict (one message,
 PII-masked before the model sees it, logged with feedback buttons), Batch (CSV upload -> predictions
-download), Model quality (the release's evaluation artifacts) and Monitoring & feedback (what was
-logged). The release comes from MODEL_SOURCE (see intent_pipeline/registry.py) and is loaded once
+download), Model quality (the release's evaluation artifacts), Monitoring & feedback (what was
+logged) and Review (approve or reject corrections before they can reach training). It binds to
+127.0.0.1 (.streamlit/config.toml); shared, every view needs a login (intent_pipeline/ui_login.py).
+`python app.py --hash-password` makes the DASHBOARD_PASSWORD_HASH for the password login.
+The release comes from MODEL_SOURCE (see intent_pipeline/registry.py) and is loaded once
 per process. Settings come from st.secrets when a secrets file exists (Streamlit Community Cloud),
 else from config.get_settings().
 """
@@ -12,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -22,16 +24,20 @@ from pathlib import Path
 import streamlit as st
 
 import config
+from intent_pipeline import auth, db, launch, ui_login, ui_review
 from intent_pipeline import dashboard as dash
-from intent_pipeline import db
+from intent_pipeline.db_guard import DatabaseGuard, DatabaseUnavailable
 from intent_pipeline.io import PipelineError, run_cli
 from intent_pipeline.predict import FallbackRule, IntentClassifier, Prediction
 from intent_pipeline.registry import resolve_model_source
 
 log = logging.getLogger(__name__)
 
-VIEWS = ("Predict", "Batch", "Model quality", "Monitoring & feedback")
+VIEWS = ("Predict", "Batch", "Model quality", "Monitoring & feedback", "Review")
 MAX_BATCH_ROWS = 5000
+MAX_UPLOAD_BYTES = 5_000_000  # checked before parsing; Streamlit's own cap (config.toml) is 10 MB
+BATCH_CHUNK = 64  # rows per progress step
+CACHED_BATCHES = 3  # uploads whose results a session keeps (by content hash)
 MONITOR_ROWS = 50_000
 # One intra-op thread: a single short message gains nothing from more, and on a small shared CPU
 # (2 cores here, Streamlit Cloud) extra threads contend with spaCy and the server (measured: 30 ms
@@ -51,19 +57,22 @@ class AppContext:
     folder: Path
     classifier: IntentClassifier
     rule: FallbackRule
-    engine: object | None  # None when the database is unreachable: the app still predicts
+    guard: DatabaseGuard  # every database call goes through it: one-line warnings, cool-down after failures
+    user: str = ""  # who is signed in (ui_login.LOCAL_USER on an unshared local dashboard)
 
 
 # ---------------------------------------------------------------- cached resources
 
-def current_settings() -> config.Settings:
-    settings = config.get_settings()
+def current_secrets() -> dict:
     try:
-        secrets = dict(st.secrets) if st.secrets.load_if_toml_exists() else {}
+        return st.secrets.to_dict() if st.secrets.load_if_toml_exists() else {}
     except Exception as exc:  # a malformed secrets file must not take the page down; config still applies
         log.warning("ignoring unreadable Streamlit secrets: %s", type(exc).__name__)
-        secrets = {}
-    return dash.settings_with_secrets(settings, secrets)
+        return {}
+
+
+def current_settings(secrets: dict) -> config.Settings:
+    return dash.settings_with_secrets(config.get_settings(), secrets)
 
 
 @st.cache_resource(show_spinner="Finding the model release ...")
@@ -89,18 +98,17 @@ def load_masker(spacy_model: str):
     return masker
 
 
-@st.cache_resource(show_spinner="Connecting to the database ...")
-def connect_db(url: str):
-    return db.connect(url)
+@st.cache_resource
+def database_guard(url: str) -> DatabaseGuard:
+    return DatabaseGuard(url)  # connects on first use; shared by every session, so is its cool-down
 
 
 def mask_texts(texts: Sequence[str], spacy_model: str) -> list[str]:
     return dash.mask_texts(load_masker(spacy_model), texts)
 
 
-def build_context() -> AppContext | None:
+def build_context(settings: config.Settings) -> AppContext | None:
     """Everything the views need, or None after rendering a helpful page about what is missing."""
-    settings = current_settings()
     try:
         folder = release_folder(settings.model_source, str(settings.registry_dir), settings.hf_repo_id, settings)
         classifier = load_classifier(str(folder), settings.inference_backend, settings.fallback_label)
@@ -117,14 +125,21 @@ def build_context() -> AppContext | None:
         st.error(f"The PII masker cannot be loaded, so messages cannot be classified safely: {exc}")
         st.markdown(f"Install the spaCy model `{settings.spacy_model}` (see requirements.txt) or set SPACY_MODEL.")
         return None
-    engine = None
+    guard = database_guard(settings.database_url)
     try:
-        engine = connect_db(settings.database_url)
-    except PipelineError as exc:
-        st.sidebar.warning(f"Predictions are not being logged: {exc}")
-    except Exception as exc:  # e.g. an unwritable SQLite folder: answering still matters more than logging
-        st.sidebar.warning(f"Predictions are not being logged: the database cannot be opened ({type(exc).__name__})")
-    return AppContext(settings, folder, classifier, classifier.fallback, engine)
+        guard.engine("log predictions")
+    except DatabaseUnavailable as exc:  # answering still matters more than logging
+        st.sidebar.warning(f"Predictions are not being logged. {exc}")
+    return AppContext(settings, folder, classifier, classifier.fallback, guard)
+
+
+def db_call(ctx: AppContext, what: str, fn, *args, **kwargs):
+    """`fn(engine, ...)` through the guard; on any database trouble a one-line warning and None."""
+    try:
+        return ctx.guard.run(what, fn, *args, **kwargs)
+    except DatabaseUnavailable as exc:
+        st.warning(str(exc))
+        return None
 
 
 def show_no_model(reason: str) -> None:
@@ -140,7 +155,7 @@ def sidebar(ctx: AppContext) -> str:
     st.sidebar.markdown(f"**Model** `{clf.version}`")
     st.sidebar.caption(f"dataset fingerprint `{clf.fingerprint[:16] or 'unknown'}`")
     st.sidebar.caption(f"release folder `{ctx.folder}` · backend `{getattr(clf, 'backend', 'torch')}`")
-    st.sidebar.caption(f"database `{config.mask_url(ctx.settings.database_url)}`")
+    st.sidebar.caption(f"database `{db.describe_url(ctx.settings.database_url)}`")
     threshold = st.sidebar.slider(
         "Fallback threshold", 0.0, 1.0, float(clf.fallback.threshold), 0.01, key="threshold",
         help=f"Below this confidence the answer is '{ctx.settings.fallback_label}'. "
@@ -151,13 +166,10 @@ def sidebar(ctx: AppContext) -> str:
 
 
 def log_rows(ctx: AppContext, rows: list[dict]) -> list[int | None]:
-    if ctx.engine is None:
-        return [None] * len(rows)
-    try:
-        return db.log_predictions(ctx.engine, rows)
-    except Exception as exc:  # logging must never cost the user the answer; say so instead
-        st.warning(f"This prediction was not logged: {type(exc).__name__}")
-        return [None] * len(rows)
+    # Logging must never cost the user the answer: on database trouble, a warning and no ids.
+    ids = db_call(ctx, "log this prediction" if len(rows) == 1 else f"log these {len(rows):,} predictions",
+                  db.log_predictions, rows)
+    return ids if ids is not None else [None] * len(rows)
 
 
 def prediction_row(pred: Prediction, masked: str, ctx: AppContext, latency_ms: float, channel: str) -> dict:
@@ -210,10 +222,11 @@ def show_prediction(ctx: AppContext, last: dict) -> None:
 
 
 def feedback_box(ctx: AppContext, last: dict) -> None:
-    if ctx.engine is None:
-        return
+    if ctx.guard.retry_in_s() > 0:
+        return  # the database is down: no buttons that cannot save
     if last["feedback"]:
-        st.success(f"Thanks! Feedback saved: the right intent is '{last['feedback']}'.")
+        st.success(f"Thanks! Feedback saved for review: the right intent is '{last['feedback']}'. "
+                   "It reaches training once a reviewer approves it.")
         return
     answer: dash.Answer = last["answer"]
     shown, _ = dash.apply_rule(answer.prediction, ctx.rule)
@@ -224,9 +237,8 @@ def feedback_box(ctx: AppContext, last: dict) -> None:
                              placeholder="choose the right intent", key="feedback_label")
     fix = right.button("Save correction", key="feedback_save", disabled=choice is None)
     label = shown if correct else choice if fix else None
-    if label:
-        db.save_feedback(ctx.engine, answer.masked, shown, label,
-                         prediction_id=last["prediction_id"], model_version=ctx.classifier.version)
+    if label and db_call(ctx, "save your feedback", db.save_feedback, answer.masked, shown, label,
+                         prediction_id=last["prediction_id"], model_version=ctx.classifier.version) is not None:
         last["feedback"] = label
         st.rerun()
 
@@ -235,28 +247,57 @@ def feedback_box(ctx: AppContext, last: dict) -> None:
 
 def batch_view(ctx: AppContext) -> None:
     st.header("Batch")
-    st.caption(f"Upload a CSV with a `text` (or `message`/`query`) column, up to {MAX_BATCH_ROWS:,} rows.")
+    st.caption(f"Upload a CSV with a `text` (or `message`/`query`) column, up to {MAX_BATCH_ROWS:,} rows "
+               f"and {MAX_UPLOAD_BYTES / 1e6:.0f} MB.")
     upload = st.file_uploader("CSV file", type=["csv"], key="batch_upload")
     if upload is None:
         return
     try:
-        frame = dash.read_upload(upload.getvalue(), MAX_BATCH_ROWS)
-        column = dash.find_text_column(frame.columns)
+        dash.check_upload_size(upload.size, MAX_UPLOAD_BYTES)
+        data = upload.getvalue()
+        result = cached_batch(ctx, dash.upload_digest(data), data)
     except PipelineError as exc:
         st.error(f"Cannot use this file: {exc}")
         return
-    with st.spinner(f"Classifying {len(frame):,} messages ..."):
-        started = time.perf_counter()
-        texts = [dash.truncate_text(t, ctx.settings.max_text_chars)[0] for t in frame[column].astype(str)]
-        masked = mask_texts(texts, ctx.settings.spacy_model)
-        preds = ctx.classifier.predict(masked, top_k=3, fallback=ctx.rule)
-        per_row_ms = (time.perf_counter() - started) * 1000 / len(preds)
-    log_rows(ctx, [prediction_row(p, m, ctx, per_row_ms, "batch") for p, m in zip(preds, masked)])
-    result = dash.batch_frame(frame, masked, preds)
-    st.success(f"Classified {len(result):,} messages ({per_row_ms:.0f} ms each).")
-    st.dataframe(result.drop(columns=[column]), hide_index=True)
-    st.download_button("Download predictions (CSV)", result.to_csv(index=False).encode("utf-8"),
+    table = dash.batch_frame(result["frame"], result["masked"], result["preds"], ctx.rule)
+    st.success(f"Classified {len(table):,} messages ({result['per_row_ms']:.0f} ms each).")
+    st.dataframe(table.drop(columns=[result["column"]]), hide_index=True)
+    st.download_button("Download predictions (CSV)", table.to_csv(index=False).encode("utf-8"),
                        file_name="predictions.csv", mime="text/csv", key="batch_download")
+
+
+def cached_batch(ctx: AppContext, digest: str, data: bytes) -> dict:
+    """This upload's predictions, computed and logged once per session and model (keyed by content hash).
+
+    Later reruns (a slider move, a download) re-apply the fallback rule to the cached answers.
+    """
+    cache: dict = st.session_state.setdefault("batch_results", {})
+    key = (digest, ctx.classifier.version)
+    if key not in cache:
+        frame = dash.read_upload(data, MAX_BATCH_ROWS, MAX_UPLOAD_BYTES)
+        column = dash.find_text_column(frame.columns)
+        masked, preds, per_row_ms = classify_batch(ctx, frame[column].astype(str).tolist())
+        log_rows(ctx, [prediction_row(p, m, ctx, per_row_ms, "batch") for p, m in zip(preds, masked)])
+        while len(cache) >= CACHED_BATCHES:
+            cache.pop(next(iter(cache)))
+        cache[key] = {"frame": frame, "column": column, "masked": masked, "preds": preds, "per_row_ms": per_row_ms}
+    return cache[key]
+
+
+def classify_batch(ctx: AppContext, texts: list[str]) -> tuple[list[str], list[Prediction], float]:
+    """Mask and classify `texts` in chunks behind a progress bar; returns (masked, predictions, ms per row)."""
+    started = time.perf_counter()
+    bar = st.progress(0.0, text=f"Classifying {len(texts):,} messages ...")
+    masked: list[str] = []
+    preds: list[Prediction] = []
+    for start in range(0, len(texts), BATCH_CHUNK):
+        chunk = [dash.truncate_text(t, ctx.settings.max_text_chars)[0] for t in texts[start:start + BATCH_CHUNK]]
+        chunk_masked = mask_texts(chunk, ctx.settings.spacy_model)
+        masked += chunk_masked
+        preds += ctx.classifier.predict(chunk_masked, top_k=3, fallback=ctx.rule)
+        bar.progress(len(preds) / len(texts), text=f"Classified {len(preds):,} of {len(texts):,} messages ...")
+    bar.empty()
+    return masked, preds, (time.perf_counter() - started) * 1000 / max(1, len(preds))
 
 
 # ---------------------------------------------------------------- Model quality
@@ -339,11 +380,10 @@ def misclassified_view(report: dash.QualityReport, left_out: str | None) -> None
 
 def monitoring_view(ctx: AppContext) -> None:
     st.header("Monitoring & feedback")
-    if ctx.engine is None:
-        st.warning("The database is unreachable, so there is nothing to monitor. Check DATABASE_URL.")
+    logged = db_call(ctx, "read the logged predictions", db.read_predictions, limit=MONITOR_ROWS)
+    feedback = db_call(ctx, "read the feedback", db.read_feedback, limit=MONITOR_ROWS, newest_first=True)
+    if logged is None or feedback is None:
         return
-    logged = db.read_predictions(ctx.engine, limit=MONITOR_ROWS)
-    feedback = db.read_feedback(ctx.engine)
     if logged.empty:
         st.info("No predictions logged yet: classify a message in the Predict view.")
         return
@@ -364,20 +404,30 @@ def monitoring_view(ctx: AppContext) -> None:
     st.subheader("Recent predictions (masked)")
     st.dataframe(logged.head(200), hide_index=True)
     st.subheader("Feedback")
-    st.caption("`prepare_data.py` folds these corrections into the next training set.")
-    st.dataframe(feedback.sort_values("id", ascending=False).head(200), hide_index=True)
+    st.caption("Only corrections approved in the Review view reach the next training set (`prepare_data.py`).")
+    st.dataframe(feedback.head(200), hide_index=True)
+
+
+def review_view(ctx: AppContext) -> None:
+    ui_review.review_view(ctx.guard, ctx.user)
 
 
 # ---------------------------------------------------------------- entry points
 
 def render() -> None:
     st.set_page_config(page_title="Customer intent dashboard", page_icon="💬", layout="wide")
-    ctx = build_context()
+    secrets = current_secrets()
+    settings = current_settings(secrets)
+    user = ui_login.require_login(settings.dashboard_password_hash, secrets)  # before anything is loaded
+    if user is None:
+        return
+    ctx = build_context(settings)
     if ctx is None:
         return
+    ctx.user = user
     view = sidebar(ctx)
     {"Predict": predict_view, "Batch": batch_view, "Model quality": quality_view,
-     "Monitoring & feedback": monitoring_view}[view](ctx)
+     "Monitoring & feedback": monitoring_view, "Review": review_view}[view](ctx)
 
 
 def inside_streamlit() -> bool:
@@ -390,12 +440,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """`python app.py` starts `streamlit run app.py`; under Streamlit the page itself renders."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8501, help="port to serve the dashboard on (default 8501)")
-    parser.add_argument("--address", default="localhost", help="address to bind (default localhost; 0.0.0.0 for all)")
+    parser.add_argument("--address", default=None,
+                        help="address to bind (default: DASHBOARD_ADDRESS, 127.0.0.1); 0.0.0.0 for every "
+                             "interface, which needs a login (DASHBOARD_PASSWORD_HASH or Streamlit OIDC)")
+    parser.add_argument("--hash-password", action="store_true",
+                        help="read a password (prompt, or one line on stdin) and print its DASHBOARD_PASSWORD_HASH")
     args = parser.parse_args(argv)
-    command = [sys.executable, "-m", "streamlit", "run", str(Path(__file__).resolve()),
-               "--server.port", str(args.port), "--server.address", args.address,
-               "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    return subprocess.call(command)
+    if args.hash_password:
+        print(auth.hash_password(auth.read_new_password()))
+        print("Set it as DASHBOARD_PASSWORD_HASH in .env (or in .streamlit/secrets.toml).", file=sys.stderr)
+        return 0
+    settings = config.get_settings()
+    address = args.address or settings.dashboard_address
+    launch.check_dashboard_access(settings, address)
+    return launch.run_dashboard(args.port, address)
 
 
 if __name__ == "__main__":

@@ -119,10 +119,14 @@ class Settings:
     fallback_label: str
     log_level: str
     ci: bool
+    dashboard_address: str
+    dashboard_password_hash: str
+    feedback_overrides_curated: bool
 
     def __repr__(self) -> str:  # never let a secret reach a log line through repr()
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         shown["hf_token"] = "***" if self.hf_token else ""
+        shown["dashboard_password_hash"] = "***" if self.dashboard_password_hash else ""
         shown["database_url"] = mask_url(self.database_url)
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
@@ -182,4 +186,7 @@ def get_settings() -> Settings:
         fallback_label=_env("FALLBACK_LABEL", "unknown"),
         log_level=_env("LOG_LEVEL", "INFO").upper(),
         ci=_env_bool("CI", False),
+        dashboard_address=_env("DASHBOARD_ADDRESS", "127.0.0.1"),
+        dashboard_password_hash=os.environ.get("DASHBOARD_PASSWORD_HASH", "").strip(),
+        feedback_overrides_curated=_env_bool("FEEDBACK_OVERRIDES_CURATED", False),
     )

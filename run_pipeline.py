@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
 from config import PROJECT_ROOT, Settings, get_settings  # noqa: E402
-from intent_pipeline import registry  # noqa: E402
+from intent_pipeline import auth, launch, registry  # noqa: E402
 from intent_pipeline.io import PipelineError, run_cli, setup_logging, sha256_file, write_json_atomic  # noqa: E402
 
 log = logging.getLogger("run_pipeline")
@@ -68,7 +68,7 @@ def pipeline_stages(fast: bool) -> list[Stage]:
         Stage("load", "load_to_mysql.py", ("--replace",), ("database_url",)),
         Stage("prepare", "prepare_data.py", (),
               ("database_url", "seed", "val_ratio", "test_ratio", "augment", "augment_fraction", "train_group_cap",
-               "artifacts_dir"),
+               "artifacts_dir", "feedback_overrides_curated"),
               lambda s: s.artifacts_dir / "dataset_fingerprint.json"),
         Stage("finetune", "finetune_bert.py", train_args,
               ("base_model", "epochs", "batch_size", "learning_rate", "max_length", "class_weights",
@@ -122,16 +122,10 @@ def run_stage(stage: Stage) -> None:
     log.info("stage %s done in %.1f s", stage.name, time.monotonic() - started)
 
 
-def start_app(port: int) -> int:
-    command = [
-        sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
-        "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-    ]
-    print(f"\nPipeline complete. Starting the dashboard at http://localhost:{port}  (Ctrl+C to stop)\n", flush=True)
-    try:
-        return subprocess.call(command, cwd=PROJECT_ROOT)
-    except KeyboardInterrupt:
-        return 0
+def start_app(port: int, address: str) -> int:
+    host = "localhost" if auth.is_local_address(address) else address
+    print(f"\nPipeline complete. Starting the dashboard at http://{host}:{port}  (Ctrl+C to stop)\n", flush=True)
+    return launch.run_dashboard(port, address)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -141,6 +135,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--force", action="store_true", help="re-run every stage even if it already completed")
     parser.add_argument("--no-app", action="store_true", help="stop after the release instead of starting the app")
     parser.add_argument("--port", type=int, default=8501, help="port for the Streamlit app (default 8501)")
+    parser.add_argument("--address", default=None,
+                        help="address the app binds to (default: DASHBOARD_ADDRESS, 127.0.0.1); a non-local "
+                             "address needs a login (DASHBOARD_PASSWORD_HASH or Streamlit OIDC)")
     parser.add_argument("--no-venv", action="store_true",
                         help="run with this Python instead of creating/using the project's .venv")
     return parser.parse_args(argv)
@@ -150,6 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     settings = get_settings()
     setup_logging(settings.log_level)
+    address = args.address or settings.dashboard_address
+    if not args.no_app:
+        launch.check_dashboard_access(settings, address)  # refuse before a long run, not after it
     stages = pipeline_stages(args.fast)
     keys = stage_keys(stages, settings, args.fast)
     state_path = settings.artifacts_dir / STATE_FILE
@@ -166,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.no_app:
         print("\nPipeline complete. Start the dashboard with: streamlit run app.py", flush=True)
         return 0
-    return start_app(args.port)
+    return start_app(args.port, address)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ Plotly figures. app.py only lays them out.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import logging
 import time
@@ -31,6 +32,7 @@ SECRET_SETTINGS = {
     "HF_REPO_ID": "hf_repo_id",
     "DATABASE_URL": "database_url",
     "MODEL_SOURCE": "model_source",
+    "DASHBOARD_PASSWORD_HASH": "dashboard_password_hash",
 }
 HEADLINE_METRICS = ("accuracy", "macro_f1", "weighted_f1", "ece", "fallback_rate", "coverage")
 PLOT_FILES = {"reliability": "reliability.png", "confidence histogram": "confidence_histogram.png"}
@@ -102,12 +104,29 @@ def top_k_frame(prediction: Prediction) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- batch uploads
 
-def read_upload(data: bytes, max_rows: int = 0) -> pd.DataFrame:
-    """Parse an uploaded CSV; any problem becomes a one-line PipelineError."""
+def check_upload_size(size: int, max_bytes: int) -> None:
+    """Refuse an upload over `max_bytes` before anything reads it."""
+    if max_bytes and size > max_bytes:
+        raise PipelineError(f"the uploaded file has {size / 1e6:.1f} MB; the dashboard takes at most {max_bytes / 1e6:.0f} MB")
+
+
+def upload_digest(data: bytes) -> str:
+    """Content hash of an upload: the same file gives the same key, whatever its name."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_upload(data: bytes, max_rows: int = 0, max_bytes: int = 0) -> pd.DataFrame:
+    """Parse an uploaded CSV; any problem becomes a one-line PipelineError.
+
+    The size is checked before parsing, and at most `max_rows + 1` rows are parsed: enough to know
+    the file is too long without reading all of it.
+    """
+    check_upload_size(len(data), max_bytes)
     if not data.strip():
         raise PipelineError("the uploaded file is empty")
     try:
-        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding="utf-8-sig",
+                            nrows=max_rows + 1 if max_rows else None)
     except UnicodeDecodeError:
         raise PipelineError("the uploaded file is not UTF-8 text; save it as CSV (UTF-8)") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
@@ -115,7 +134,7 @@ def read_upload(data: bytes, max_rows: int = 0) -> pd.DataFrame:
     if frame.empty:
         raise PipelineError("the uploaded CSV has a header but no rows")
     if max_rows and len(frame) > max_rows:
-        raise PipelineError(f"the uploaded CSV has {len(frame)} rows; the dashboard takes at most {max_rows}")
+        raise PipelineError(f"the uploaded CSV has more than {max_rows:,} rows; the dashboard takes at most {max_rows:,}")
     return frame
 
 
@@ -124,14 +143,16 @@ def find_text_column(columns: Sequence[str]) -> str:
     return find_column(columns, TEXT_COLUMNS, "text", "the uploaded CSV")
 
 
-def batch_frame(frame: pd.DataFrame, masked: Sequence[str], predictions: Sequence[Prediction]) -> pd.DataFrame:
-    """The upload with the masked text and the answer for every row appended."""
+def batch_frame(frame: pd.DataFrame, masked: Sequence[str], predictions: Sequence[Prediction],
+                rule: FallbackRule | None = None) -> pd.DataFrame:
+    """The upload with the masked text and the answer for every row appended (under `rule` if given)."""
+    answers = [apply_rule(p, rule) if rule is not None else (p.intent, p.is_fallback) for p in predictions]
     out = frame.copy()
     out["masked_text"] = list(masked)
-    out["intent"] = [p.intent for p in predictions]
+    out["intent"] = [intent for intent, _ in answers]
     out["top_intent"] = [p.top_intent for p in predictions]
     out["confidence"] = [round(p.confidence, 4) for p in predictions]
-    out["is_fallback"] = [p.is_fallback for p in predictions]
+    out["is_fallback"] = [is_fallback for _, is_fallback in answers]
     return out
 
 

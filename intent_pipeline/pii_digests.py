@@ -60,13 +60,14 @@ class PiiDigests:
             self.add(entity.entity_type, original[entity.start : entity.end])
 
     def save(self, path: Path) -> None:
+        """Write the digests readable by the owner only: salt + digest lets anyone test a guessed value."""
         write_json_atomic(path, {
             "algorithm": "sha256(salt + value); value = lower-case, whitespace-folded, edge punctuation stripped",
             "salt": self.salt,
             "max_tokens": self.max_tokens,
             "counts": dict(Counter(self.by_digest.values())),
             "values": [{"type": t, "digest": d} for d, t in sorted(self.by_digest.items())],
-        })
+        }, permissions=0o600)
 
     @classmethod
     def load(cls, path: Path | str) -> "PiiDigests":

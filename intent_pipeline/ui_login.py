@@ -37,9 +37,10 @@ def bind_address() -> str:
 def client_key() -> str:
     """The client the back-off applies to: its IP when Streamlit knows it."""
     try:
-        return st.context.ip_address or "local"
-    except Exception:  # older runtimes or tests without a connection
-        return "unknown"
+        ip = st.context.ip_address
+    except Exception:  # no client connection (e.g. a bare script run)
+        ip = None
+    return ip if isinstance(ip, str) and ip else "local"  # None when the browser is on this machine
 
 
 def require_login(password_hash: str, secrets: Mapping[str, Any]) -> str | None:

@@ -381,8 +381,10 @@ def misclassified_view(report: dash.QualityReport, left_out: str | None) -> None
 def monitoring_view(ctx: AppContext) -> None:
     st.header("Monitoring & feedback")
     logged = db_call(ctx, "read the logged predictions", db.read_predictions, limit=MONITOR_ROWS)
+    if logged is None:
+        return
     feedback = db_call(ctx, "read the feedback", db.read_feedback, limit=MONITOR_ROWS, newest_first=True)
-    if logged is None or feedback is None:
+    if feedback is None:
         return
     if logged.empty:
         st.info("No predictions logged yet: classify a message in the Predict view.")

@@ -82,8 +82,8 @@ def oidc_gate(section: Mapping[str, Any]) -> str | None:
 
 def password_gate(password_hash: str) -> str | None:
     if st.session_state.get(SESSION_KEY):
-        logout_button("password login", _forget_password_login)
-        return "password login"
+        logout_button("team password", _forget_password_login)
+        return "team password"
     st.title(TITLE)
     with st.form("login_form", clear_on_submit=True):
         password = st.text_input("Password", type="password", key="login_password")

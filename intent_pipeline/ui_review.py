@@ -19,7 +19,7 @@ from intent_pipeline.feedback import review_queue
 
 PAGE_SIZE = 25
 NOTICE_KEY = "review_notice"
-COLUMN_WIDTHS = [0.35, 4.2, 1.5, 1.5, 1.6, 1.0, 1.0]
+COLUMN_WIDTHS = [0.35, 3.8, 1.4, 1.4, 1.5, 1.35, 1.15]
 
 
 def _select_key(feedback_id: int) -> str:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from streamlit.testing.v1 import AppTest
 
 import config
 from intent_pipeline import db

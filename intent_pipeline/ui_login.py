@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import streamlit as st
+from streamlit.errors import StreamlitAuthError
 
 from intent_pipeline import auth
 from intent_pipeline.io import PipelineError
@@ -76,7 +77,12 @@ def oidc_gate(section: Mapping[str, Any]) -> str | None:
     for provider in _providers(section):
         label = "Log in" if provider is None else f"Log in with {provider}"
         if st.button(label, type="primary", key=f"login_{provider or 'default'}"):
-            st.login() if provider is None else st.login(provider)
+            try:
+                st.login() if provider is None else st.login(provider)
+            except StreamlitAuthError as exc:  # e.g. an incomplete [auth] section: say so, keep the door shut
+                log.error("OIDC login failed: %s", exc)
+                st.error("The OIDC login is not configured correctly ([auth] in .streamlit/secrets.toml); "
+                         "see the server log.")
     return None
 
 

@@ -105,6 +105,8 @@ def test_oidc_login_guards_every_view(app_env: Path, password_hash: str, monkeyp
     at = open_app(secrets=OIDC, user={"is_logged_in": False})
     assert not shows_dashboard(at) and not at.text_input
     assert [b.label for b in at.button] == ["Log in"]
+    at.button(key="login_default").click().run()  # AppTest's secrets never reach st.login: a clear error, no trace
+    assert not at.exception and "not configured correctly" in at.error[0].value and not shows_dashboard(at)
     at = open_app(secrets=OIDC, user={"is_logged_in": True, "email": "lead@example.com"})
     assert shows_dashboard(at)
     assert any("lead@example.com" in c.value for c in at.sidebar.caption)

@@ -74,8 +74,11 @@ def time_answers(folder: Path, n: int) -> None:
 
 
 def time_render(folder: Path, n: int) -> None:
+    from streamlit import config as st_config
     from streamlit.testing.v1 import AppTest
 
+    # AppTest opens no socket; the app's bind check reads this (config.toml only applies from the project root).
+    st_config.set_option("server.address", "127.0.0.1")
     with tempfile.TemporaryDirectory() as tmp:
         at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=300)
         # Through st.secrets, as on Streamlit Cloud: this process's settings stay untouched.

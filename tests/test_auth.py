@@ -154,3 +154,43 @@ def test_app_cli_refuses_an_exposed_dashboard_and_makes_hashes(settings_env: Pat
     short = subprocess.run([sys.executable, str(PROJECT_ROOT / "app.py"), "--hash-password"], input="abc\n",
                            env=env, capture_output=True, text=True, timeout=120)
     assert short.returncode == 1 and "too short" in short.stderr and not short.stdout
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local addresses with a socket listening on `port`, from /proc/net/tcp{,6} (Linux)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A = LISTEN
+                found.add(address)
+    return found
+
+
+def test_plain_streamlit_run_from_another_folder_binds_localhost(tmp_path: Path) -> None:
+    """`streamlit run /path/to/app.py` with no flags, from any folder: .streamlit/config.toml beside app.py applies."""
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
+                             "--server.port", str(port)], cwd=tmp_path, env={**config.child_env(), "HOME": str(tmp_path)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "streamlit did not start"
+                time.sleep(0.5)
+        assert _listening_addresses(port) == {"0100007F"}  # 127.0.0.1 only, no wildcard, no IPv6 any
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

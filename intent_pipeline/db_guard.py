@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 
 from config import mask_url
 from intent_pipeline import db
@@ -33,8 +33,9 @@ class DatabaseUnavailable(Exception):
 
 
 def _connection_lost(exc: BaseException) -> bool:
-    return isinstance(exc, DisconnectionError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated) \
-        or type(exc).__name__ in {"OperationalError", "InterfaceError"}
+    # OperationalError covers refused or dropped connections (and SQLite's unopenable or locked files).
+    return isinstance(exc, (OperationalError, InterfaceError, DisconnectionError)) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated)
 
 
 class DatabaseGuard:

@@ -341,7 +341,7 @@ def monitoring_view(ctx: AppContext) -> None:
 
 
 def review_view(ctx: AppContext) -> None:
-    ui_review.review_view(ctx.guard, ctx.user)
+    ui_review.review_view(ctx.guard, ctx.user, auth.may_review(ctx.user, ctx.settings.dashboard_reviewers))
 
 
 # ---------------------------------------------------------------- entry points

@@ -121,6 +121,7 @@ class Settings:
     ci: bool
     dashboard_address: str
     dashboard_password_hash: str
+    dashboard_reviewers: str
     feedback_overrides_curated: bool
 
     def __repr__(self) -> str:  # never let a secret reach a log line through repr()
@@ -188,5 +189,6 @@ def get_settings() -> Settings:
         ci=_env_bool("CI", False),
         dashboard_address=_env("DASHBOARD_ADDRESS", "127.0.0.1"),
         dashboard_password_hash=os.environ.get("DASHBOARD_PASSWORD_HASH", "").strip(),
+        dashboard_reviewers=_env("DASHBOARD_REVIEWERS", ""),
         feedback_overrides_curated=_env_bool("FEEDBACK_OVERRIDES_CURATED", False),
     )

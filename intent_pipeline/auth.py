@@ -173,6 +173,13 @@ def login_kind(password_hash: str, oidc: bool) -> str | None:
     return "password" if password_hash.strip() else None
 
 
+def may_review(user: str, reviewers: str) -> bool:
+    """Whether `user` may approve or reject feedback: anyone signed in, unless REVIEWERS lists who
+    (comma-separated e-mail addresses of OIDC users; then a password or local user may not)."""
+    allowed = {name.strip().lower() for name in reviewers.split(",") if name.strip()}
+    return not allowed or user.strip().lower() in allowed
+
+
 def check_exposure(address: str | None, password_hash: str, oidc: bool) -> None:
     """Refuse (one-line PipelineError) to serve a non-local address without any login configured."""
     if password_hash.strip():

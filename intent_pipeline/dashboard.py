@@ -33,6 +33,7 @@ SECRET_SETTINGS = {
     "DATABASE_URL": "database_url",
     "MODEL_SOURCE": "model_source",
     "DASHBOARD_PASSWORD_HASH": "dashboard_password_hash",
+    "DASHBOARD_REVIEWERS": "dashboard_reviewers",
 }
 HEADLINE_METRICS = ("accuracy", "macro_f1", "weighted_f1", "ece", "fallback_rate", "coverage")
 PLOT_FILES = {"reliability": "reliability.png", "confidence histogram": "confidence_histogram.png"}

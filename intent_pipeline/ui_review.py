@@ -55,7 +55,8 @@ def _select_all(ids: Sequence[int]) -> None:
         st.session_state[_select_key(feedback_id)] = value
 
 
-def review_view(guard: DatabaseGuard, reviewer: str, warn: Callable[[str], None] = st.warning) -> None:
+def review_view(guard: DatabaseGuard, reviewer: str, can_decide: bool = True,
+                warn: Callable[[str], None] = st.warning) -> None:
     st.header("Review feedback")
     st.caption("Corrections from the Predict view wait here. Only approved ones reach the next training set "
                "(`prepare_data.py`); rejected ones never do. A decision is final.")
@@ -76,13 +77,19 @@ def review_view(guard: DatabaseGuard, reviewer: str, warn: Callable[[str], None]
         return
     if counts[db.FEEDBACK_PENDING] > len(queue):
         st.caption(f"Showing the oldest {len(queue)} of {counts[db.FEEDBACK_PENDING]:,} pending corrections.")
+    if not can_decide:
+        st.info(f"You are signed in as {reviewer}: only the reviewers named in DASHBOARD_REVIEWERS can approve "
+                "or reject corrections.")
     ids = [int(i) for i in queue["id"]]
-    st.checkbox("Select all on this page", key="review_select_all", on_change=_select_all, args=(ids,))
+    if can_decide:
+        st.checkbox("Select all on this page", key="review_select_all", on_change=_select_all, args=(ids,))
     header = st.columns(COLUMN_WIDTHS)
     for col, title in zip(header[1:5], ["Message (masked)", "Model said", "Correction", "Curated label"]):
         col.markdown(f"**{title}**")
     for row in queue.itertuples(index=False):
-        review_row(guard, row, reviewer)
+        review_row(guard, row, reviewer, can_decide)
+    if not can_decide:
+        return
     selected = [i for i in ids if st.session_state.get(_select_key(i))]
     left, right, _ = st.columns([1.4, 1.4, 4])
     left.button(f"Approve selected ({len(selected)})", key="review_approve_selected", type="primary",
@@ -91,11 +98,12 @@ def review_view(guard: DatabaseGuard, reviewer: str, warn: Callable[[str], None]
                  on_click=decide, args=(guard, selected, db.FEEDBACK_REJECTED, reviewer))
 
 
-def review_row(guard: DatabaseGuard, row: object, reviewer: str) -> None:
+def review_row(guard: DatabaseGuard, row: object, reviewer: str, can_decide: bool) -> None:
     feedback_id = int(row.id)
     with st.container(border=True):
         cols = st.columns(COLUMN_WIDTHS, vertical_alignment="center")
-        cols[0].checkbox("select", key=_select_key(feedback_id), label_visibility="collapsed")
+        if can_decide:
+            cols[0].checkbox("select", key=_select_key(feedback_id), label_visibility="collapsed")
         cols[1].text(str(row.text))
         when = pd.Timestamp(row.created_at).strftime("%Y-%m-%d %H:%M") if pd.notna(row.created_at) else "?"
         cols[1].caption(f"#{feedback_id} · {when} UTC · model {row.model_version or 'unknown'}")
@@ -104,6 +112,8 @@ def review_row(guard: DatabaseGuard, row: object, reviewer: str) -> None:
         curated = str(row.curated_label)
         contradicts = bool(curated) and curated != str(row.correct_label)
         cols[4].markdown(_label(curated) + (" :orange[differs]" if contradicts else ""))
+        if not can_decide:
+            return
         cols[5].button("Approve", key=f"approve_{feedback_id}", on_click=decide,
                        args=(guard, [feedback_id], db.FEEDBACK_APPROVED, reviewer))
         cols[6].button("Reject", key=f"reject_{feedback_id}", on_click=decide,

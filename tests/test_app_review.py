@@ -75,6 +75,30 @@ def test_bulk_review_and_the_curated_label(app_env: Path) -> None:
     assert metric(at, "Pending") == "0" and not at.exception
 
 
+def test_only_named_reviewers_decide(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from test_app import APP, TIMEOUT
+    from test_app_access import OIDC
+
+    monkeypatch.setenv("DASHBOARD_REVIEWERS", "Lead@Example.com, second@example.com")
+    [fid] = add_feedback(config.get_settings().database_url, [("refund me now", "other", "refund")])
+
+    def review_as(email: str) -> AppTest:
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+        at.secrets.update(OIDC)
+        at.user = {"is_logged_in": True, "email": email}
+        at.run()
+        return show_view(at, "Review")
+
+    at = review_as("agent@example.com")
+    assert [t.value for t in at.text] == ["refund me now"] and "DASHBOARD_REVIEWERS" in at.info[0].value
+    assert not any(b.key and b.key.startswith(("approve_", "reject_", "review_")) for b in at.button) and not at.checkbox
+    at = review_as("lead@example.com")
+    at.button(key=f"approve_{fid}").click().run()
+    assert statuses(config.get_settings().database_url) == {fid: ("approved", "lead@example.com")}
+
+
 def test_batch_results_are_cached_and_logged_once(app_env: Path) -> None:
     at = show_view(start_app(), "Batch")
     csv = b"text\nWhere is my order?\nRefund please\nhello there\n"

@@ -194,3 +194,10 @@ def test_plain_streamlit_run_from_another_folder_binds_localhost(tmp_path: Path)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_may_review() -> None:
+    assert auth.may_review("anyone", "")  # no list: everyone signed in
+    assert auth.may_review("Lead@Example.com", "lead@example.com, x@example.com")
+    assert not auth.may_review("team password", "lead@example.com")
+    assert not auth.may_review("", " , ,lead@example.com")

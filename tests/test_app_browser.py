@@ -137,6 +137,11 @@ def test_type_a_message_and_read_the_intent(browser_path: Path, app_url: str, se
     assert len(logged) == 1 and logged[0].intent == intent and "jane.smith" not in logged[0].text
 
 
+def batch_csv(rows: int) -> bytes:
+    lines = ["text"] + [f"where is my order number {i}, it is late" for i in range(rows)]
+    return ("\n".join(lines) + "\n").encode()
+
+
 def test_review_view_behind_a_password(browser_path: Path, settings_env: Path, untrained_model_dir: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """A shared dashboard: log in, then approve one correction and reject the rest in bulk."""
@@ -181,6 +186,13 @@ def test_review_view_behind_a_password(browser_path: Path, settings_env: Path, u
             page.get_by_role("button", name="Reject selected (2)").click()
             page.get_by_text("2 corrections rejected.").wait_for(timeout=ANSWER_MS)
             page.get_by_text("Nothing to review").wait_for(timeout=ANSWER_MS)
+
+            # A longer batch shows a progress bar while it is masked and classified.
+            sidebar.get_by_text("Batch", exact=True).click()
+            page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+                files=[{"name": "batch.csv", "mimeType": "text/csv", "buffer": batch_csv(600)}])
+            page.locator('[data-testid="stProgress"]').wait_for(timeout=ANSWER_MS)
+            page.get_by_text("Classified 600 messages").wait_for(timeout=ANSWER_MS)
         finally:
             browser.close()
 
@@ -190,5 +202,7 @@ def test_review_view_behind_a_password(browser_path: Path, settings_env: Path, u
     engine = sa.create_engine(url)
     with engine.connect() as conn:
         decided = dict(conn.execute(sa.text("SELECT id, status FROM feedback")).all())
+        batch_logged = conn.execute(sa.text("SELECT COUNT(*) FROM predictions WHERE channel = 'batch'")).scalar()
     engine.dispose()
     assert decided == {ids[0]: "approved", ids[1]: "rejected", ids[2]: "rejected"}
+    assert batch_logged == 600

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import sqlalchemy as sa
 
@@ -66,11 +64,3 @@ def test_query_errors_are_one_safe_line(db_url: str) -> None:
     assert_safe(message) and "feedback" not in message.replace("read the feedback", "")
     assert message.startswith("Could not read the feedback:")
     engine.dispose()
-
-
-def test_sqlite_file_is_created_owner_only(tmp_path: Path) -> None:
-    path = tmp_path / "new" / "pipeline.db"
-    engine = db.connect(f"sqlite:///{path}")
-    db.log_predictions(engine, [{"text": "t", "intent": "a", "confidence": 0.5}])
-    engine.dispose()
-    assert path.stat().st_mode & 0o777 == 0o600

@@ -26,8 +26,9 @@ import streamlit as st
 import config
 from intent_pipeline import auth, db, launch, ui_login, ui_quality, ui_review
 from intent_pipeline import dashboard as dash
+from intent_pipeline.cli import run_cli
 from intent_pipeline.db_guard import DatabaseGuard, DatabaseUnavailable
-from intent_pipeline.io import PipelineError, run_cli
+from intent_pipeline.errors import PipelineError
 from intent_pipeline.predict import FallbackRule, IntentClassifier, Prediction
 from intent_pipeline.registry import resolve_model_source
 
@@ -91,9 +92,9 @@ def load_classifier(folder: str, backend: str, fallback_label: str) -> IntentCla
 
 @st.cache_resource(show_spinner="Loading the PII masker ...")
 def load_masker(spacy_model: str):
-    import preprocess  # spaCy + Presidio: heavy, so only when the app runs
+    from intent_pipeline import masking  # spaCy + Presidio: heavy, so only when the app runs
 
-    masker = preprocess.get_masker(spacy_model)
+    masker = masking.get_masker(spacy_model)
     masker.mask("warm up for Jane at jane@example.com")
     return masker
 

@@ -4,7 +4,7 @@ FastAPI app served by uvicorn. `POST /predict` takes {"text": "..."} or {"texts"
 "top_k", 1-100, clipped to the number of labels) and answers, per message, the intent, confidence, top-k, fallback flag and the PII-masked
 text; `GET /health`; `GET /model` (version, labels, metrics summary); OpenAPI docs at /docs.
 
-Messages are cleaned and PII-masked (preprocess.py) before the model or the log sees them. Model
+Messages are cleaned and PII-masked (intent_pipeline/masking.py) before the model or the log sees them. Model
 calls run on one worker thread (the CPU is small; concurrent model calls would only fight over
 cores), and database writes go through a background queue that inserts in batches, so logging
 never adds to a request's latency.
@@ -35,13 +35,16 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_v
 
 import config
 from intent_pipeline import db
-from intent_pipeline.io import PipelineError, read_json, run_cli, setup_logging
+from intent_pipeline.artifacts import ModelFiles
+from intent_pipeline.cli import run_cli
+from intent_pipeline.errors import PipelineError
+from intent_pipeline.files import read_json
+from intent_pipeline.logging_setup import setup_logging
 from intent_pipeline.predict import IntentClassifier
 from intent_pipeline.registry import resolve_model_source
 
 log = logging.getLogger("serve")
 
-METRICS_FILE = "metrics.json"
 CHANNEL = "api"
 LOG_QUEUE_SIZE = 10_000
 LOG_BATCH = 256
@@ -166,9 +169,9 @@ class Service:
     metrics: dict
 
     def mask(self, texts: list[str]) -> list[str]:
-        import preprocess
+        from intent_pipeline import masking
 
-        cleaned = [preprocess.clean_text(t) for t in texts]
+        cleaned = [masking.clean_text(t) for t in texts]
         if len(cleaned) == 1:
             return [self.masker.mask(cleaned[0]).text]
         return [result.text for result in self.masker.mask_batch(cleaned)]
@@ -192,7 +195,7 @@ class Service:
 
 def metrics_summary(folder: Path) -> dict:
     """Headline numbers of a release's metrics.json (scalars, one level deep), or {} if absent."""
-    path = folder / METRICS_FILE
+    path = ModelFiles(folder).metrics
     if not path.is_file():
         return {}
     try:
@@ -212,12 +215,12 @@ def metrics_summary(folder: Path) -> dict:
 
 
 def load_service(settings: config.Settings) -> Service:
-    import preprocess
+    from intent_pipeline import masking
 
     folder = resolve_model_source(settings)
-    classifier = IntentClassifier.load(folder, settings.max_length, settings.fallback_label,
+    classifier = IntentClassifier.load(folder, fallback_label=settings.fallback_label,
                                        backend=settings.inference_backend)
-    masker = preprocess.get_masker(settings.spacy_model)
+    masker = masking.get_masker(settings.spacy_model)
     logger = None
     try:
         logger = PredictionLogger(db.connect(settings.database_url))

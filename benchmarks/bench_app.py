@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import app  # noqa: E402  (defines the cached loaders only; importing renders nothing)
 from config import PROJECT_ROOT, get_settings  # noqa: E402
 from intent_pipeline import dashboard as dash  # noqa: E402
-from intent_pipeline.io import run_cli, setup_logging  # noqa: E402
+from intent_pipeline.cli import run_cli  # noqa: E402
+from intent_pipeline.logging_setup import setup_logging  # noqa: E402
 from intent_pipeline.predict import IntentClassifier  # noqa: E402
 from intent_pipeline.registry import resolve_model_source  # noqa: E402
 
@@ -59,7 +60,7 @@ def summary(name: str, times_ms: list[float]) -> None:
 
 
 def time_answers(folder: Path, n: int) -> None:
-    import preprocess
+    from intent_pipeline import masking
 
     settings = get_settings()
     started = time.perf_counter()
@@ -68,7 +69,7 @@ def time_answers(folder: Path, n: int) -> None:
     label = f"model load ({getattr(classifier, 'backend', 'torch')})"
     print(f"{label:<35}{time.perf_counter() - started:7.2f} s")
     started = time.perf_counter()
-    masker = preprocess.get_masker(settings.spacy_model)
+    masker = masking.get_masker(settings.spacy_model)
     print(f"PII masker load                    {time.perf_counter() - started:7.2f} s")
     dash.answer_message(classifier, masker, MESSAGES[0], classifier.fallback, settings.max_text_chars)  # warm-up
     times = [dash.answer_message(classifier, masker, MESSAGES[i % len(MESSAGES)], classifier.fallback,

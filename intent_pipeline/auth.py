@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from intent_pipeline.io import PipelineError
+from intent_pipeline.errors import PipelineError
 
 log = logging.getLogger(__name__)
 

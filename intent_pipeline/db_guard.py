@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, Opera
 
 from config import mask_url
 from intent_pipeline import db
-from intent_pipeline.io import PipelineError
+from intent_pipeline.errors import PipelineError
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAuthError
 
 from intent_pipeline import auth
-from intent_pipeline.io import PipelineError
+from intent_pipeline.errors import PipelineError
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import streamlit as st
 
+from intent_pipeline import artifacts
 from intent_pipeline import dashboard as dash
-from intent_pipeline.io import PipelineError
+from intent_pipeline.errors import PipelineError
 
 
 def quality_view(release: Path, artifacts_dir: Path, model_version: str) -> None:
@@ -19,7 +20,7 @@ def quality_view(release: Path, artifacts_dir: Path, model_version: str) -> None
     folders, left_out = dash.evaluation_folders(release, artifacts_dir, model_version)
     report = dash.load_quality_report(folders)
     # Releases never carry misclassified.csv; when ARTIFACTS_DIR cannot stand in, the drill-down says why.
-    problems = [p for p in report.problems if not (left_out and p.startswith("misclassified.csv"))]
+    problems = [p for p in report.problems if not (left_out and p.startswith(artifacts.MISCLASSIFIED))]
     if problems:
         st.info("Some evaluation files are missing, so parts of this page are empty: "
                 + "; ".join(problems) + ". Run `python export_bert_metrics.py` (and re-release).")

@@ -13,7 +13,8 @@ import pytest
 import config
 import run_pipeline
 from intent_pipeline import auth, launch
-from intent_pipeline.io import PipelineError, run_cli
+from intent_pipeline.cli import run_cli
+from intent_pipeline.errors import PipelineError
 from conftest import PROJECT_ROOT
 
 PASSWORD = "correct horse battery"

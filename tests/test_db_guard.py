@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from intent_pipeline import db
 from intent_pipeline.db_guard import DatabaseGuard, DatabaseUnavailable
-from intent_pipeline.io import PipelineError
+from intent_pipeline.errors import PipelineError
 
 SECRET_URL = "mysql+pymysql://root:s3cret@127.0.0.1:1/nowhere"
 

@@ -21,7 +21,7 @@ from intent_pipeline.feedback import (
     review_queue,
     trained_feedback_ids,
 )
-from intent_pipeline.io import run_cli
+from intent_pipeline.cli import run_cli
 from conftest import PROJECT_ROOT
 
 LABELS = ["contact_support", "queries_related_to_order", "request_invoice", "review", "other"]

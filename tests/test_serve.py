@@ -162,7 +162,7 @@ def test_real_uvicorn_process(release_dir: Path, tmp_path: Path) -> None:
 
 
 def test_cli_rejects_bad_port_and_missing_model(settings_env: Path, capsys: pytest.CaptureFixture) -> None:
-    from intent_pipeline.io import run_cli
+    from intent_pipeline.cli import run_cli
 
     with pytest.raises(SystemExit) as exit_info:
         serve.main(["--port", "70000"])

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+import config
 import prepare_data
 from intent_pipeline import db
 from intent_pipeline.feedback import (
@@ -123,8 +126,8 @@ def read_splits(artifacts: Path) -> dict[str, pd.DataFrame]:
             for name in ("train", "val", "test", "test_noisy")}
 
 
-def test_only_approved_corrections_reach_training(db_url: str, settings_env: Path,
-                                                  capsys: pytest.CaptureFixture) -> None:
+def test_only_approved_corrections_reach_training(db_url: str, settings_env: Path) -> None:
+    """Through stage 3's real entry point (`python prepare_data.py`) on a small database."""
     seed = seed_rows()
     engine = db.connect(db_url)
     curated_text, curated_label = seed[0]
@@ -142,7 +145,9 @@ def test_only_approved_corrections_reach_training(db_url: str, settings_env: Pat
         engine.dispose()
 
     artifacts = settings_env / "artifacts"
-    assert run_cli(prepare_data.main, ["--database-url", db_url, "--no-augment"]) == 0
+    stage = subprocess.run([sys.executable, str(PROJECT_ROOT / "prepare_data.py"), "--database-url", db_url,
+                            "--no-augment"], env=config.child_env(), capture_output=True, text=True, timeout=300)
+    assert stage.returncode == 0, stage.stderr
     splits = read_splits(artifacts)
     everything = pd.concat(splits.values())
     assert not everything["text"].str.contains("zzqx pending|zzqx rejected").any()
@@ -157,7 +162,7 @@ def test_only_approved_corrections_reach_training(db_url: str, settings_env: Pat
     assert [(c["feedback_id"], c["kept"]) for c in report["contradictions"]] == [(wrong, "curated")]
     fingerprint = json.loads((artifacts / "dataset_fingerprint.json").read_text())
     assert fingerprint["feedback_ids"] == [approved] and fingerprint["feedback_rows"] == 1
-    logged = capsys.readouterr().err  # stage 3's log (setup_logging writes to stderr)
+    logged = stage.stderr  # stage 3's log
     assert "used 1 approved corrections" in logged and "2 pending review" in logged
     assert f"feedback {wrong} contradicts the curated label" in logged
     assert pending and sneaky

@@ -8,6 +8,7 @@ local address (the same rule launchers apply in intent_pipeline/launch.py).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -112,7 +113,8 @@ def check_password(password: str, password_hash: str) -> None:
         st.session_state[SESSION_KEY] = True
         st.rerun()
     wait = throttle.failed(client)
-    log.warning("failed dashboard login from %s", client)
+    # A digest, not the IP: enough to see repeated attempts from one client without logging personal data.
+    log.warning("failed dashboard login (client %s, wait %.0f s)", hashlib.sha256(client.encode()).hexdigest()[:12], wait)
     st.error("Wrong password." + (f" Too many failed attempts: try again in {math.ceil(wait)} s." if wait else ""))
 
 

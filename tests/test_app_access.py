@@ -110,6 +110,8 @@ def test_oidc_login_guards_every_view(app_env: Path, password_hash: str, monkeyp
     at = open_app(secrets=OIDC, user={"is_logged_in": True, "email": "lead@example.com"})
     assert shows_dashboard(at)
     assert any("lead@example.com" in c.value for c in at.sidebar.caption)
+    at.sidebar.button(key="logout").click().run()
+    assert not at.exception and not shows_dashboard(at) and [b.label for b in at.button] == ["Log in"]
 
 
 def test_exposed_dashboard_without_login_is_refused(app_env: Path, bound_to, password_hash: str,

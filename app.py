@@ -14,7 +14,6 @@ import argparse
 import logging
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +24,10 @@ import config
 from intent_pipeline import dashboard as dash
 from intent_pipeline import db
 from intent_pipeline.io import PipelineError, run_cli
-from intent_pipeline.predict import FallbackRule, IntentClassifier, Prediction
+from intent_pipeline.predict import FallbackRule, IntentClassifier
 from intent_pipeline.registry import resolve_model_source
+from intent_pipeline.serving.service import Answer, PredictionService, load_masker, load_model, truncate_text
+from intent_pipeline.text import is_blank
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ HOW_TO_RELEASE = (
 class AppContext:
     settings: config.Settings
     folder: Path
+    service: PredictionService
     classifier: IntentClassifier
     rule: FallbackRule
     engine: object | None  # None when the database is unreachable: the app still predicts
@@ -72,21 +74,12 @@ def release_folder(source: str, registry_dir: str, repo_id: str, _settings: conf
     return resolve_model_source(_settings)
 
 
-@st.cache_resource(show_spinner="Loading the model ...")
-def load_classifier(folder: str, backend: str, fallback_label: str) -> IntentClassifier:
-    classifier = IntentClassifier.load(folder, fallback_label=fallback_label, backend=backend,
-                                       num_threads=MODEL_THREADS)
-    classifier.predict(["warm up"])  # the first forward pass is slow; pay it at load, not on a user's message
-    return classifier
-
-
-@st.cache_resource(show_spinner="Loading the PII masker ...")
-def load_masker(spacy_model: str):
-    import preprocess  # spaCy + Presidio: heavy, so only when the app runs
-
-    masker = preprocess.get_masker(spacy_model)
-    masker.mask("warm up for Jane at jane@example.com")
-    return masker
+@st.cache_resource(show_spinner="Loading the model and the PII masker ...")
+def load_service(folder: str, backend: str, fallback_label: str, spacy_model: str,
+                 _settings: config.Settings) -> PredictionService:
+    """The same prediction service as the API (clean, mask, score, log rows), once per process."""
+    model = load_model(_settings, source=folder, num_threads=MODEL_THREADS)
+    return PredictionService(_settings, model, load_masker(spacy_model), MODEL_THREADS)
 
 
 @st.cache_resource(show_spinner="Connecting to the database ...")
@@ -94,28 +87,23 @@ def connect_db(url: str):
     return db.connect(url)
 
 
-def mask_texts(texts: Sequence[str], spacy_model: str) -> list[str]:
-    return dash.mask_texts(load_masker(spacy_model), texts)
-
-
 def build_context() -> AppContext | None:
     """Everything the views need, or None after rendering a helpful page about what is missing."""
     settings = current_settings()
     try:
         folder = release_folder(settings.model_source, str(settings.registry_dir), settings.hf_repo_id, settings)
-        classifier = load_classifier(str(folder), settings.inference_backend, settings.fallback_label)
+        service = load_service(str(folder), settings.inference_backend, settings.fallback_label,
+                               settings.spacy_model, settings)
+    except (OSError, ImportError) as exc:  # the spaCy model behind the masker is missing or broken
+        st.error(f"The PII masker cannot be loaded, so messages cannot be classified safely: {exc}")
+        st.markdown(f"Install the spaCy model `{settings.spacy_model}` (see requirements.txt) or set SPACY_MODEL.")
+        return None
     except PipelineError as exc:
         show_no_model(str(exc))
         return None
     except Exception as exc:  # a broken release fails in library-specific ways; the user needs the fix, not a trace
         log.exception("model release cannot be loaded")
         show_no_model(f"the model release cannot be loaded ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
-        return None
-    try:
-        load_masker(settings.spacy_model)
-    except (PipelineError, OSError, ImportError) as exc:
-        st.error(f"The PII masker cannot be loaded, so messages cannot be classified safely: {exc}")
-        st.markdown(f"Install the spaCy model `{settings.spacy_model}` (see requirements.txt) or set SPACY_MODEL.")
         return None
     engine = None
     try:
@@ -124,7 +112,8 @@ def build_context() -> AppContext | None:
         st.sidebar.warning(f"Predictions are not being logged: {exc}")
     except Exception as exc:  # e.g. an unwritable SQLite folder: answering still matters more than logging
         st.sidebar.warning(f"Predictions are not being logged: the database cannot be opened ({type(exc).__name__})")
-    return AppContext(settings, folder, classifier, classifier.fallback, engine)
+    classifier = service.model.classifier
+    return AppContext(settings, folder, service, classifier, classifier.fallback, engine)
 
 
 def show_no_model(reason: str) -> None:
@@ -160,18 +149,11 @@ def log_rows(ctx: AppContext, rows: list[dict]) -> list[int | None]:
         return [None] * len(rows)
 
 
-def prediction_row(pred: Prediction, masked: str, ctx: AppContext, latency_ms: float, channel: str) -> dict:
-    return {**pred.to_dict(), "text": masked, "model_version": ctx.classifier.version,
-            "latency_ms": latency_ms, "channel": channel}
-
-
 # ---------------------------------------------------------------- Predict
 
 def classify(ctx: AppContext, message: str) -> dict:
-    answer = dash.answer_message(ctx.classifier, load_masker(ctx.settings.spacy_model), message, ctx.rule,
-                                 ctx.settings.max_text_chars)
-    row = prediction_row(answer.prediction, answer.masked, ctx, answer.latency_ms, "app")
-    [prediction_id] = log_rows(ctx, [row])
+    answer = ctx.service.answer(message, ctx.rule, channel="app")
+    [prediction_id] = log_rows(ctx, [answer.row])
     return {"answer": answer, "prediction_id": prediction_id, "feedback": None}
 
 
@@ -181,7 +163,7 @@ def predict_view(ctx: AppContext) -> None:
         message = st.text_area("Customer message", height=110, placeholder="e.g. Where is my order? It's been a week.")
         submitted = st.form_submit_button("Classify", type="primary")
     if submitted:
-        st.session_state["last"] = classify(ctx, message) if message.strip() else None
+        st.session_state["last"] = None if is_blank(message) else classify(ctx, message)
     last = st.session_state.get("last")
     if last is None:
         st.info("Type a customer message above and press **Classify** to see which intent the model finds.")
@@ -191,7 +173,7 @@ def predict_view(ctx: AppContext) -> None:
 
 
 def show_prediction(ctx: AppContext, last: dict) -> None:
-    answer: dash.Answer = last["answer"]
+    answer: Answer = last["answer"]
     pred = answer.prediction
     intent, is_fallback = dash.apply_rule(pred, ctx.rule)
     if answer.truncated:
@@ -215,7 +197,7 @@ def feedback_box(ctx: AppContext, last: dict) -> None:
     if last["feedback"]:
         st.success(f"Thanks! Feedback saved: the right intent is '{last['feedback']}'.")
         return
-    answer: dash.Answer = last["answer"]
+    answer: Answer = last["answer"]
     shown, _ = dash.apply_rule(answer.prediction, ctx.rule)
     st.markdown("**Was this right?**")
     left, right = st.columns([1, 2])
@@ -246,13 +228,11 @@ def batch_view(ctx: AppContext) -> None:
         st.error(f"Cannot use this file: {exc}")
         return
     with st.spinner(f"Classifying {len(frame):,} messages ..."):
-        started = time.perf_counter()
-        texts = [dash.truncate_text(t, ctx.settings.max_text_chars)[0] for t in frame[column].astype(str)]
-        masked = mask_texts(texts, ctx.settings.spacy_model)
-        preds = ctx.classifier.predict(masked, top_k=3, fallback=ctx.rule)
-        per_row_ms = (time.perf_counter() - started) * 1000 / len(preds)
-    log_rows(ctx, [prediction_row(p, m, ctx, per_row_ms, "batch") for p, m in zip(preds, masked)])
-    result = dash.batch_frame(frame, masked, preds)
+        texts = [truncate_text(t, ctx.settings.max_text_chars)[0] for t in frame[column].astype(str)]
+        scored = ctx.service.predict(texts, top_k=3, rule=ctx.rule, channel="batch")
+        per_row_ms = scored.latency_ms / len(texts)
+    log_rows(ctx, scored.log_rows)
+    result = dash.batch_frame(frame, scored.masked, scored.predictions)
     st.success(f"Classified {len(result):,} messages ({per_row_ms:.0f} ms each).")
     st.dataframe(result.drop(columns=[column]), hide_index=True)
     st.download_button("Download predictions (CSV)", result.to_csv(index=False).encode("utf-8"),

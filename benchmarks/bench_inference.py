@@ -26,6 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from config import get_settings  # noqa: E402
+from intent_pipeline import backends  # noqa: E402
 from intent_pipeline.io import PipelineError, run_cli, setup_logging  # noqa: E402
 from intent_pipeline.onnx_export import export_onnx, onnx_file, stale_reason  # noqa: E402
 from intent_pipeline.predict import IntentClassifier  # noqa: E402
@@ -45,7 +46,7 @@ SAMPLE_TEXTS = (
     "hi",
     "What are your opening hours on sunday",
 )
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS = backends.BACKEND_NAMES
 
 
 def pick_model_dir(arg: Path | None) -> Path:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from config import get_settings
+from intent_pipeline.backends import ONNX, ONNX_INT8
 from intent_pipeline.io import PipelineError, atomic_path, read_json, run_cli, setup_logging, sha256_file, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ DEFAULT_OPSET = 17
 FP32_ATOL = 1e-4
 # Positional order of BERT-family forward(); the legacy exporter binds example inputs by position.
 INPUT_ORDER = ("input_ids", "attention_mask", "token_type_ids")
-BACKEND_FILES = {"onnx": FP32_FILE, "onnx-int8": INT8_FILE}
+BACKEND_FILES = {ONNX: FP32_FILE, ONNX_INT8: INT8_FILE}
 
 # Check texts of different lengths, so the check runs padded batches like serving does.
 CHECK_TEXTS = (
@@ -177,20 +178,20 @@ def export_onnx(model_dir: Path | str, quantize: bool = True, opset: int = DEFAU
     out_dir.mkdir(parents=True, exist_ok=True)
     # Drop the export record first: a crash midway must not leave old info vouching for new files.
     (out_dir / EXPORT_INFO_FILE).unlink(missing_ok=True)
-    paths = {"onnx": out_dir / FP32_FILE}
+    paths = {ONNX: out_dir / FP32_FILE}
     log.info("exporting %s to ONNX (opset %d)", model_dir, opset)
-    _export_fp32(model, tokenizer, paths["onnx"], opset)
-    fp32_diff, fp32_agree = _compare(model, tokenizer, paths["onnx"])
+    _export_fp32(model, tokenizer, paths[ONNX], opset)
+    fp32_diff, fp32_agree = _compare(model, tokenizer, paths[ONNX])
     if fp32_diff > FP32_ATOL:
-        paths["onnx"].unlink(missing_ok=True)
+        paths[ONNX].unlink(missing_ok=True)
         raise PipelineError(f"ONNX export of {model_dir} disagrees with PyTorch (max prob diff {fp32_diff:.2e})")
     info: dict = {"opset": opset, "source_sha256": weights_digest(model_dir),
                   "fp32": {"file": FP32_FILE, "max_prob_diff": fp32_diff, "top1_agreement": fp32_agree}}
     if quantize:
-        paths["onnx-int8"] = out_dir / INT8_FILE
+        paths[ONNX_INT8] = out_dir / INT8_FILE
         log.info("quantizing to int8 (dynamic, QInt8 weights)")
-        _quantize_int8(paths["onnx"], paths["onnx-int8"])
-        int8_diff, int8_agree = _compare(model, tokenizer, paths["onnx-int8"])
+        _quantize_int8(paths[ONNX], paths[ONNX_INT8])
+        int8_diff, int8_agree = _compare(model, tokenizer, paths[ONNX_INT8])
         info["int8"] = {"file": INT8_FILE, "max_prob_diff": int8_diff, "top1_agreement": int8_agree}
     else:
         (out_dir / INT8_FILE).unlink(missing_ok=True)  # an int8 file from older weights would be stale

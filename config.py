@@ -169,7 +169,7 @@ def get_settings() -> Settings:
         load_dotenv(PROJECT_ROOT / ".env", override=False)
         _dotenv_loaded = True
     artifacts_dir = _path("ARTIFACTS_DIR", "artifacts")
-    return Settings(
+    settings = Settings(
         raw_data_file=_path("RAW_DATA_FILE", "data/raw_customer_interactions.csv"),
         cleaned_data_file=_path("CLEANED_DATA_FILE", "data/cleaned_all.csv"),
         database_url=_database_url(),
@@ -197,7 +197,7 @@ def get_settings() -> Settings:
         max_text_chars=int(_env_number("MAX_TEXT_CHARS", 2000)),
         max_batch=int(_at_least("MAX_BATCH", _env_number("MAX_BATCH", 64), 1)),
         batch_wait_ms=float(_at_least("BATCH_WAIT_MS", _env_number("BATCH_WAIT_MS", 10, float), 0)),
-        max_queue=int(_at_least("MAX_QUEUE", _env_number("MAX_QUEUE", 256), 1)),
+        max_queue=int(_env_number("MAX_QUEUE", 64)),
         request_timeout_s=float(_at_least("REQUEST_TIMEOUT_S", _env_number("REQUEST_TIMEOUT_S", 10, float), 0.001)),
         max_body_bytes=int(_at_least("MAX_BODY_BYTES", _env_number("MAX_BODY_BYTES", 1_048_576), 1)),
         api_token=os.environ.get("API_TOKEN", "").strip(),
@@ -209,3 +209,6 @@ def get_settings() -> Settings:
         log_level=_env("LOG_LEVEL", "INFO").upper(),
         ci=_env_bool("CI", False),
     )
+    if settings.max_queue < settings.max_batch:  # a full-size request could never be queued
+        raise ConfigError(f"MAX_QUEUE must be >= MAX_BATCH ({settings.max_batch}), got {settings.max_queue}")
+    return settings

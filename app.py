@@ -152,7 +152,7 @@ def log_rows(ctx: AppContext, rows: list[dict]) -> list[int | None]:
 # ---------------------------------------------------------------- Predict
 
 def classify(ctx: AppContext, message: str) -> dict:
-    answer = ctx.service.answer(message, ctx.rule, channel="app")
+    answer = ctx.service.answer(message, ctx.rule, channel="app", max_chars=ctx.settings.max_text_chars)
     [prediction_id] = log_rows(ctx, [answer.row])
     return {"answer": answer, "prediction_id": prediction_id, "feedback": None}
 

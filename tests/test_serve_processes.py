@@ -75,6 +75,7 @@ def wait_until_healthy(proc: subprocess.Popen, port_file: Path, log_path: Path) 
 
 
 def stop(proc: subprocess.Popen) -> int:
+    """SIGTERM and wait; 0 or -SIGTERM (uvicorn re-raises the signal after its graceful shutdown)."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -82,7 +83,7 @@ def stop(proc: subprocess.Popen) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=30)
-    return proc.returncode
+    return 0 if proc.returncode == -signal.SIGTERM else proc.returncode
 
 
 async def fire(bases: list[str], requests: int, concurrency: int) -> list[httpx.Response]:

@@ -191,10 +191,11 @@ class PredictionService:
         scored.log_rows = [log_row(model, p, m, per_message, channel) for p, m in zip(predictions, masked)]
         return scored
 
-    def answer(self, message: str, rule: FallbackRule | None = None, channel: str = "app") -> Answer:
-        """One message typed into the dashboard: truncated to MAX_TEXT_CHARS, then answered."""
+    def answer(self, message: str, rule: FallbackRule | None = None, channel: str = "app",
+               max_chars: int | None = None) -> Answer:
+        """One message typed into the dashboard: truncated to `max_chars` (MAX_TEXT_CHARS), then answered."""
         started = time.perf_counter()
-        text, truncated = truncate_text(message, self.settings.max_text_chars)
+        text, truncated = truncate_text(message, self.settings.max_text_chars if max_chars is None else max_chars)
         scored = self.predict([text], rule=rule, channel=channel)
         latency_ms = (time.perf_counter() - started) * 1000
         row = {**scored.log_rows[0], "latency_ms": latency_ms}

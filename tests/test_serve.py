@@ -7,7 +7,6 @@ uvicorn processes (ports, overload, workers, replicas on MariaDB) is in test_ser
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import pytest
@@ -39,15 +38,8 @@ def with_schema(url: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def release_dir(untrained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The untrained model as a release folder with a metrics.json (files symlinked, not copied)."""
-    folder = tmp_path_factory.mktemp("release") / "v1"
-    folder.mkdir()
-    for item in untrained_model_dir.iterdir():
-        if item.is_file():
-            (folder / item.name).symlink_to(item)
-    (folder / "metrics.json").write_text(json.dumps({"test": {"macro_f1": 0.91, "per_class": [1, 2]}, "accuracy": 0.9}))
-    return folder
+def release_dir(untrained_release_dir: Path) -> Path:
+    return untrained_release_dir
 
 
 @pytest.fixture(scope="module")

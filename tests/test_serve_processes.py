@@ -27,13 +27,8 @@ MESSAGES = ["where is my order", "refund please, mail me at ann.lee@example.com"
 
 
 @pytest.fixture(scope="module")
-def release_dir(untrained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("proc_release") / "v1"
-    folder.mkdir()
-    for item in untrained_model_dir.iterdir():
-        if item.is_file():
-            (folder / item.name).symlink_to(item)
-    return folder
+def release_dir(untrained_release_dir: Path) -> Path:
+    return untrained_release_dir
 
 
 def create_schema(database_url: str) -> None:

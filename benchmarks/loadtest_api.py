@@ -64,6 +64,9 @@ class Result:
     errors: dict[str, int] = field(default_factory=dict)
     messages: int = 0  # answered messages
     peak_rss_mb: float = 0.0
+    server_cpu_s: float = 0.0  # CPU time the server's processes used during the scenario
+    client_cpu_s: float = 0.0  # ... and this load generator
+    cpu_messages: int = 0  # messages answered while that CPU was spent (warm-up included)
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
@@ -90,6 +93,19 @@ class RssSampler:
                 self.peak = max(self.peak, sum(p.memory_info().rss for p in procs))
             except psutil.Error:
                 pass
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server and its worker processes so far."""
+        import psutil
+
+        total = 0.0
+        for proc in [self.process, *self.process.children(recursive=True)]:
+            try:
+                times = proc.cpu_times()
+                total += times.user + times.system
+            except psutil.Error:
+                pass
+        return total
 
     def take_peak(self) -> float:
         """Peak since the last call, in MB."""
@@ -130,49 +146,55 @@ def stop_server(proc: subprocess.Popen) -> None:
             proc.wait(timeout=30)
 
 
-async def client_loop(client: httpx.AsyncClient, url: str, stop_at: float, worker: int, batch: int,
-                      result: Result) -> None:
+async def client_loop(session, url: str, stop_at: float, worker: int, batch: int, result: Result) -> None:
+    import aiohttp
+
     i = worker
     while time.monotonic() < stop_at:
         texts = [MESSAGES[(i + k) % len(MESSAGES)] for k in range(batch)]
+        i += 1
         body = {"text": texts[0]} if batch == 1 else {"texts": texts}
         started = time.perf_counter()
         try:
-            response = await client.post(url, json=body)
-        except httpx.TimeoutException:
+            async with session.post(url, json=body) as response:
+                await response.read()
+                status, retry_after = response.status, response.headers.get("Retry-After", "1")
+        except asyncio.TimeoutError:
             result.timeouts += 1
             continue
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             result.error(type(exc).__name__)
             continue
-        finally:
-            i += 1
         ms = (time.perf_counter() - started) * 1000
-        if response.status_code == 200:
+        if status == 200:
             result.latencies.append(ms)
             result.messages += batch
-        elif response.status_code == 503:
+        elif status == 503:
             result.refusals.append(ms)
-            await asyncio.sleep(float(response.headers.get("retry-after", 1)))  # as a well-behaved client does
-        elif response.status_code == 504:
+            await asyncio.sleep(float(retry_after))  # as a well-behaved client does
+        elif status == 504:
             result.timeouts += 1
         else:
-            result.error(f"HTTP {response.status_code}")
+            result.error(f"HTTP {status}")
 
 
 async def run_load(base_url: str, name: str, clients: int, batch: int, duration: float, warmup: float,
                    answered: list[int]) -> Result:
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+    # aiohttp, not httpx: at 32+ clients httpx spends more CPU per request than the server does, and
+    # on a 2-core machine the load generator would then measure itself.
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
         url = f"{base_url}/predict"
         if warmup > 0:
             warm = Result("warm-up")
-            await asyncio.gather(*(client_loop(client, url, time.monotonic() + warmup, w, batch, warm)
+            await asyncio.gather(*(client_loop(session, url, time.monotonic() + warmup, w, batch, warm)
                                    for w in range(clients)))
             answered.append(warm.messages)
         result = Result(name)
         start = time.monotonic()
-        await asyncio.gather(*(client_loop(client, url, start + duration, w, batch, result)
+        await asyncio.gather(*(client_loop(session, url, start + duration, w, batch, result)
                                for w in range(clients)))
         result.elapsed = time.monotonic() - start
         answered.append(result.messages)
@@ -206,10 +228,13 @@ def count_rows(database_url: str) -> int:
 def line(r: Result) -> str:
     lat = np.asarray(r.latencies) if r.latencies else np.asarray([np.nan])
     refused = f"{len(r.refusals)} (p99 {np.percentile(r.refusals, 99):.0f} ms)" if r.refusals else "0"
-    errors = sum(r.errors.values())
-    return (f"{r.name:<22} {len(r.latencies) / r.elapsed:8.1f} req/s {r.messages / r.elapsed:8.1f} msg/s  "
-            f"p50 {np.percentile(lat, 50):6.0f} ms  p99 {np.percentile(lat, 99):6.0f} ms  errors {errors}  "
-            f"503s {refused}  timeouts {r.timeouts}  peak RSS {r.peak_rss_mb:.0f} MB")
+    errors = ", ".join(f"{kind} x{n}" for kind, n in sorted(r.errors.items())) or "0"
+    # CPU per answered message: unlike req/s, comparable between a quiet machine and a busy one.
+    per_msg = 1000 / max(1, r.cpu_messages)
+    return (f"{r.name:<14} {len(r.latencies) / r.elapsed:7.1f} req/s {r.messages / r.elapsed:7.1f} msg/s  "
+            f"p50 {np.percentile(lat, 50):5.0f} ms  p99 {np.percentile(lat, 99):5.0f} ms  errors {errors}  "
+            f"503s {refused}  timeouts {r.timeouts}  peak RSS {r.peak_rss_mb:.0f} MB  "
+            f"CPU/msg server {r.server_cpu_s * per_msg:.1f} ms, client {r.client_cpu_s * per_msg:.1f} ms")
 
 
 def verdicts(results: dict[str, Result], clients: Sequence[int], pipe_rate: float | None) -> list[str]:
@@ -275,8 +300,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                          ("batched", 1, args.batch_size)]
             for name, clients, batch in scenarios:
                 sampler.take_peak()
+                cpu, own_cpu, seen = sampler.cpu_seconds(), time.process_time(), len(answered)
                 result = asyncio.run(run_load(base, name, clients, batch, args.duration, args.warmup, answered))
                 result.peak_rss_mb = sampler.take_peak()
+                result.server_cpu_s, result.client_cpu_s = sampler.cpu_seconds() - cpu, time.process_time() - own_cpu
+                result.cpu_messages = sum(answered[seen:])
                 results[name] = result
                 print(line(result), flush=True)
         finally:

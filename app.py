@@ -21,9 +21,11 @@ from pathlib import Path
 import streamlit as st
 
 import config
+from intent_pipeline import artifacts
 from intent_pipeline import dashboard as dash
 from intent_pipeline import db
-from intent_pipeline.io import PipelineError, run_cli
+from intent_pipeline.cli import run_cli
+from intent_pipeline.errors import PipelineError
 from intent_pipeline.predict import FallbackRule, IntentClassifier
 from intent_pipeline.registry import resolve_model_source
 from intent_pipeline.serving.service import Answer, PredictionService, load_masker, load_model, truncate_text
@@ -247,7 +249,7 @@ def quality_view(ctx: AppContext) -> None:
                                                 str(ctx.classifier.info.get("model_version", "")))
     report = dash.load_quality_report(folders)
     # Releases never carry misclassified.csv; when ARTIFACTS_DIR cannot stand in, the drill-down says why.
-    problems = [p for p in report.problems if not (left_out and p.startswith("misclassified.csv"))]
+    problems = [p for p in report.problems if not (left_out and p.startswith(artifacts.MISCLASSIFIED))]
     if problems:
         st.info("Some evaluation files are missing, so parts of this page are empty: "
                 + "; ".join(problems) + ". Run `python export_bert_metrics.py` (and re-release).")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import quote_plus
@@ -99,6 +100,9 @@ class Settings:
     epochs: float
     batch_size: int
     learning_rate: float
+    weight_decay: float
+    warmup_ratio: float
+    early_stopping_patience: int
     max_length: int
     val_ratio: float
     test_ratio: float
@@ -124,6 +128,7 @@ class Settings:
     release_onnx: bool
     n_process: int
     fallback_label: str
+    fallback_min_coverage: float
     log_level: str
     ci: bool
 
@@ -160,6 +165,13 @@ def _at_least(name: str, value: float, low: float) -> float:
     if value < low:
         raise ConfigError(f"{name} must be >= {low:g}, got {value:g}")
     return value
+def check_setting_names(names: Iterable[str], where: str) -> tuple[str, ...]:
+    """`names` as a tuple, or a ConfigError naming every one that is not a `Settings` field (a typo)."""
+    names = tuple(names)
+    unknown = sorted(set(names) - {f.name for f in fields(Settings)})
+    if unknown:
+        raise ConfigError(f"{where} names unknown setting(s) {', '.join(unknown)}: see config.Settings")
+    return names
 
 
 def get_settings() -> Settings:
@@ -181,6 +193,9 @@ def get_settings() -> Settings:
         epochs=float(_env_number("EPOCHS", 2, float)),
         batch_size=int(_env_number("BATCH_SIZE", 32)),
         learning_rate=float(_env_number("LEARNING_RATE", 1e-4, float)),
+        weight_decay=float(_env_number("WEIGHT_DECAY", 0.01, float)),
+        warmup_ratio=float(_env_number("WARMUP_RATIO", 0.06, float)),
+        early_stopping_patience=int(_env_number("EARLY_STOPPING_PATIENCE", 2)),
         max_length=int(_env_number("MAX_LENGTH", 64)),
         val_ratio=float(_env_number("VAL_RATIO", 0.1, float)),
         test_ratio=float(_env_number("TEST_RATIO", 0.15, float)),
@@ -206,6 +221,7 @@ def get_settings() -> Settings:
         release_onnx=_env_bool("RELEASE_ONNX", True),
         n_process=int(_env_number("N_PROCESS", min(2, os.cpu_count() or 1))),
         fallback_label=_env("FALLBACK_LABEL", "unknown"),
+        fallback_min_coverage=float(_env_number("FALLBACK_MIN_COVERAGE", 0.9, float)),
         log_level=_env("LOG_LEVEL", "INFO").upper(),
         ci=_env_bool("CI", False),
     )

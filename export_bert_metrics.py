@@ -22,15 +22,17 @@ import numpy as np
 import pandas as pd
 
 from config import Settings, get_settings
-from intent_pipeline import eval_plots
+from intent_pipeline import artifacts, eval_plots
 from intent_pipeline import evaluation as ev
-from intent_pipeline.io import PipelineError, read_json, run_cli, setup_logging, write_csv_atomic, write_json_atomic
-from intent_pipeline.predict import THRESHOLDS_FILE, FallbackRule, IntentClassifier
+from intent_pipeline.artifacts import Artifacts, ModelFiles
+from intent_pipeline.cli import run_cli
+from intent_pipeline.errors import PipelineError
+from intent_pipeline.files import read_json, write_csv_atomic, write_json_atomic
+from intent_pipeline.logging_setup import setup_logging
+from intent_pipeline.predict import FallbackRule, IntentClassifier
 from intent_pipeline.training import PREPARE_FIX, read_split
 
 log = logging.getLogger("export_bert_metrics")
-
-METRICS_FILE = "metrics.json"
 
 
 @dataclass
@@ -46,12 +48,12 @@ class Scored:
         return self.probs.argmax(axis=1)
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None, settings: Settings) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch-size", type=int, default=64, help="messages scored per forward pass (default 64)")
-    parser.add_argument("--min-coverage", type=float, default=ev.DEFAULT_MIN_COVERAGE,
+    parser.add_argument("--min-coverage", type=float, default=settings.fallback_min_coverage,
                         help="smallest share of validation messages the fallback rule must still answer "
-                             f"(default {ev.DEFAULT_MIN_COVERAGE})")
+                             "(default: FALLBACK_MIN_COVERAGE)")
     parser.add_argument("--ece-bins", type=int, default=15, help="confidence bins for ECE and the reliability diagram")
     parser.add_argument("--top-pairs", type=int, default=10, help="confused label pairs to keep (default 10)")
     parser.add_argument("--max-misclassified", type=int, default=500,
@@ -67,10 +69,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def dataset_fingerprint(settings: Settings) -> str:
-    data = read_json(settings.artifacts_dir / "dataset_fingerprint.json", "dataset fingerprint", PREPARE_FIX)
+    path = Artifacts.from_settings(settings).dataset_fingerprint
+    data = read_json(path, "dataset fingerprint", PREPARE_FIX)
     fingerprint = data.get("fingerprint") if isinstance(data, dict) else None
     if not fingerprint:
-        raise PipelineError(f"{settings.artifacts_dir / 'dataset_fingerprint.json'} has no 'fingerprint': {PREPARE_FIX}")
+        raise PipelineError(f"{path} has no 'fingerprint': {PREPARE_FIX}")
     return str(fingerprint)
 
 
@@ -131,14 +134,15 @@ def evaluate(classifier: IntentClassifier, scored: dict[str, Scored], args: argp
     rule["test_without_rule"] = ev.fallback_effect(test.probs, test.y, FallbackRule())
 
     matrix = ev.confusion(test.y, test.pred, labels)
-    write_csv_atomic(ev.per_class_frame(report), out_dir / "per_class_report.csv")
-    write_csv_atomic(matrix.rename_axis("true").reset_index(), out_dir / "confusion_matrix.csv")
-    write_csv_atomic(ev.confused_pairs(matrix, args.top_pairs), out_dir / "confused_pairs.csv")
-    write_csv_atomic(misclassified_frame(test, labels, args.max_misclassified), out_dir / "misclassified.csv")
-    eval_plots.confusion_html(matrix, out_dir / "confusion_matrix.html")
-    average_precision = eval_plots.pr_curves_html(test.probs, test.y, labels, out_dir / "pr_curves.html")
-    eval_plots.reliability_png(calib.bins, calib.ece, out_dir / "reliability.png")
-    eval_plots.confidence_histogram_png(confidence, correct, out_dir / "confidence_histogram.png", tuned.threshold)
+    write_csv_atomic(ev.per_class_frame(report), out_dir / artifacts.PER_CLASS_REPORT)
+    write_csv_atomic(matrix.rename_axis("true").reset_index(), out_dir / artifacts.CONFUSION_MATRIX)
+    write_csv_atomic(ev.confused_pairs(matrix, args.top_pairs), out_dir / artifacts.CONFUSED_PAIRS)
+    write_csv_atomic(misclassified_frame(test, labels, args.max_misclassified), out_dir / artifacts.MISCLASSIFIED)
+    eval_plots.confusion_html(matrix, out_dir / artifacts.CONFUSION_MATRIX_HTML)
+    average_precision = eval_plots.pr_curves_html(test.probs, test.y, labels, out_dir / artifacts.PR_CURVES_HTML)
+    eval_plots.reliability_png(calib.bins, calib.ece, out_dir / artifacts.RELIABILITY_PNG)
+    eval_plots.confidence_histogram_png(confidence, correct, out_dir / artifacts.CONFIDENCE_HISTOGRAM_PNG,
+                                        tuned.threshold)
 
     noisy = scored.get("test_noisy")
     noisy_metrics = None
@@ -192,26 +196,26 @@ def print_summary(metrics: dict, out_dir: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
     settings = get_settings()
+    args = parse_args(argv, settings)
     setup_logging(settings.log_level)
-    splits_dir = settings.artifacts_dir / "splits"
-    splits = {"val": read_split(splits_dir / "val.csv"), "test": read_split(splits_dir / "test.csv")}
-    noisy = read_split(splits_dir / "test_noisy.csv", required=False)
+    files = Artifacts.from_settings(settings)
+    splits = {"val": read_split(files.split("val")), "test": read_split(files.split("test"))}
+    noisy = read_split(files.split("test_noisy"), required=False)
     if noisy is None:
-        log.warning("no %s: noisy-text metrics are left out", splits_dir / "test_noisy.csv")
+        log.warning("no %s: noisy-text metrics are left out", files.split("test_noisy"))
     else:
         splits["test_noisy"] = noisy
     fingerprint = dataset_fingerprint(settings)
 
-    classifier = IntentClassifier.load(settings.model_dir, settings.max_length, settings.fallback_label)
+    classifier = IntentClassifier.load(settings.model_dir, fallback_label=settings.fallback_label)
     check_model_matches(classifier, fingerprint, splits)
     scored = {name: score(classifier, frame, args.batch_size, name) for name, frame in splits.items()}
     metrics, thresholds = evaluate(classifier, scored, args, settings.artifacts_dir)
 
-    write_json_atomic(settings.artifacts_dir / THRESHOLDS_FILE, thresholds)
-    write_json_atomic(settings.model_dir / THRESHOLDS_FILE, thresholds)
-    write_json_atomic(settings.artifacts_dir / METRICS_FILE, metrics)
+    write_json_atomic(files.thresholds, thresholds)
+    write_json_atomic(ModelFiles.from_settings(settings).thresholds, thresholds)
+    write_json_atomic(files.metrics, metrics)
     print_summary(metrics, settings.artifacts_dir)
     return 0
 

@@ -19,7 +19,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import config
-from intent_pipeline.io import PipelineError, run_cli, setup_logging
+from intent_pipeline.artifacts import LABEL_MAPPING, TRAINING_CONFIG, Artifacts
+from intent_pipeline.cli import run_cli
+from intent_pipeline.errors import PipelineError
+from intent_pipeline.logging_setup import setup_logging
 from intent_pipeline.training import (
     EncodedDataset,
     compute_metrics,
@@ -33,9 +36,6 @@ from intent_pipeline.training import (
 
 log = logging.getLogger("finetune_bert")
 
-CHECKPOINTS_SUBDIR = "checkpoints"
-WARMUP_SHARE = 0.06
-WEIGHT_DECAY = 0.01
 
 
 def parse_args(argv: Sequence[str] | None, settings: config.Settings) -> argparse.Namespace:
@@ -54,7 +54,12 @@ def parse_args(argv: Sequence[str] | None, settings: config.Settings) -> argpars
     parser.add_argument("--max-train-rows", type=int, default=0,
                         help="train on a label-stratified sample of at most this many rows, 0 = all (fast runs)")
     parser.add_argument("--seed", type=int, default=settings.seed, help="seed for weights init and data order (default: SEED)")
-    parser.add_argument("--patience", type=int, default=2, help="epochs without validation macro-F1 gain before stopping")
+    parser.add_argument("--patience", type=int, default=settings.early_stopping_patience,
+                        help="epochs without validation macro-F1 gain before stopping (default: EARLY_STOPPING_PATIENCE)")
+    parser.add_argument("--weight-decay", type=float, default=settings.weight_decay,
+                        help="AdamW weight decay (default: WEIGHT_DECAY)")
+    parser.add_argument("--warmup-ratio", type=float, default=settings.warmup_ratio,
+                        help="share of training steps for learning-rate warm-up (default: WARMUP_RATIO)")
     parser.add_argument("--no-class-weights", dest="class_weights", action="store_false", default=settings.class_weights,
                         help="plain cross-entropy instead of the class-weighted loss (default: CLASS_WEIGHTS)")
     parser.add_argument("--no-freeze-embeddings", dest="freeze_embeddings", action="store_false",
@@ -64,7 +69,9 @@ def parse_args(argv: Sequence[str] | None, settings: config.Settings) -> argpars
     args = parser.parse_args(argv)
     if args.epochs <= 0 or args.batch_size <= 0 or args.lr <= 0 or args.max_length < 8:
         raise PipelineError("--epochs, --batch-size and --lr must be positive and --max-length at least 8")
-    args.checkpoint_dir = args.checkpoint_dir or args.artifacts_dir / CHECKPOINTS_SUBDIR
+    if args.patience < 1 or args.weight_decay < 0 or not 0 <= args.warmup_ratio < 1:
+        raise PipelineError("--patience must be >= 1, --weight-decay >= 0 and --warmup-ratio within [0, 1)")
+    args.checkpoint_dir = args.checkpoint_dir or Artifacts(args.artifacts_dir).checkpoints_dir
     return args
 
 
@@ -78,8 +85,8 @@ def training_arguments(args: argparse.Namespace):
         per_device_train_batch_size=args.batch_size,
         per_device_eval_batch_size=max(64, args.batch_size),
         learning_rate=args.lr,
-        weight_decay=WEIGHT_DECAY,
-        warmup_steps=WARMUP_SHARE,  # a float below 1 is a share of all steps
+        weight_decay=args.weight_decay,
+        warmup_steps=args.warmup_ratio,  # a float below 1 is a share of all steps
         eval_strategy="epoch",
         save_strategy="epoch",
         save_total_limit=2,  # with load_best_model_at_end the best one is never rotated out
@@ -129,7 +136,7 @@ def training_config(args, data, val_metrics: dict, train_output, world_size: int
         "num_labels": len(data.label2id),
         "hyperparameters": {
             "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr,
-            "weight_decay": WEIGHT_DECAY, "warmup_share": WARMUP_SHARE, "patience": args.patience,
+            "weight_decay": args.weight_decay, "warmup_share": args.warmup_ratio, "patience": args.patience,
             "class_weights": args.class_weights, "freeze_embeddings": args.freeze_embeddings,
             "seed": args.seed, "max_train_rows": args.max_train_rows, "world_size": world_size,
         },
@@ -172,7 +179,7 @@ def train(args: argparse.Namespace) -> dict | None:
     cfg["wall_time_s"] = round(time.perf_counter() - started, 1)
     mapping = {"label2id": data.label2id, "id2label": {str(i): label for i, label in data.id2label.items()}}
     save_model_dir(args.output_dir, trainer.model, tokenizer,
-                   {"label_mapping.json": mapping, "training_config.json": cfg})
+                   {LABEL_MAPPING: mapping, TRAINING_CONFIG: cfg})
     return cfg
 
 

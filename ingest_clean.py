@@ -31,15 +31,18 @@ from pathlib import Path
 import pandas as pd
 
 from config import get_settings
-from intent_pipeline.io import PipelineError, run_cli, setup_logging, write_csv_atomic, write_json_atomic
+from intent_pipeline.artifacts import Artifacts
+from intent_pipeline.cli import run_cli
+from intent_pipeline.data_quality import style_artifacts
+from intent_pipeline.errors import PipelineError
+from intent_pipeline.files import write_csv_atomic, write_json_atomic
+from intent_pipeline.logging_setup import setup_logging
+from intent_pipeline.masking import LABEL_COLUMNS, TEXT_COLUMNS, clean_text, find_column, get_masker
 from intent_pipeline.pii_digests import PiiDigests
-from preprocess import LABEL_COLUMNS, TEXT_COLUMNS, clean_text, find_column, get_masker
 
 log = logging.getLogger("ingest_clean")
 
 OUTPUT_COLUMNS = ["text", "label", "text_hash", "source"]
-REPORT_FILE = "data_report.json"
-PII_VALUES_FILE = "pii_values.json"
 # Python's csv module refuses fields over 128 KiB; longer messages must reach the `too_long` count.
 CSV_FIELD_LIMIT = 64 * 1024 * 1024
 
@@ -199,68 +202,6 @@ def dedupe(rows: pd.DataFrame) -> tuple[pd.DataFrame, dict, dict]:
 
 # ---- data-quality report ------------------------------------------------------------------------
 
-# A surface feature value is flagged for a label when its rate inside the label exceeds its rate
-# in all other labels by at least this much: a model can then tell the label by style alone.
-ARTIFACT_GAP = 0.5
-SHORT_CHARS, LONG_CHARS = 25, 60
-
-
-def surface_features(texts: pd.Series) -> pd.DataFrame:
-    """Style cues that carry no intent: how a message ends, starts and how long it is."""
-    last = texts.str[-1]
-    first = texts.str[:1]
-    length = texts.str.len()
-    return pd.DataFrame({
-        "trailing_punctuation": last.map(lambda c: {".": "period", "?": "question", "!": "exclamation"}.get(c, "none")),
-        "first_letter_case": first.map(lambda c: "upper" if c.isupper() else "lower" if c.islower() else "other"),
-        "length": pd.cut(
-            length, [0, SHORT_CHARS, LONG_CHARS, float("inf")],
-            labels=[f"<={SHORT_CHARS}", f"{SHORT_CHARS + 1}-{LONG_CHARS}", f">{LONG_CHARS}"],
-        ).astype(str),
-    }, index=texts.index)
-
-
-def _cramers_v(table: pd.DataFrame) -> float:
-    """Association between label and feature value, 0 (none) to 1 (the feature gives the label)."""
-    observed = table.to_numpy(dtype=float)
-    if observed.shape[0] < 2 or observed.shape[1] < 2:
-        return 0.0
-    expected = observed.sum(1, keepdims=True) * observed.sum(0, keepdims=True) / observed.sum()
-    chi2 = ((observed - expected) ** 2 / expected).sum()
-    return round(float((chi2 / observed.sum() / (min(observed.shape) - 1)) ** 0.5), 3)
-
-
-def style_artifacts(rows: pd.DataFrame) -> dict:
-    """Per feature: value rates overall and per label, Cramér's V, and (label, value) pairs flagged."""
-    features = surface_features(rows["text"])
-    section: dict = {"threshold_gap": ARTIFACT_GAP, "features": {}, "flagged": []}
-    for name in features.columns:
-        counts = pd.crosstab(rows["label"], features[name])
-        per_label = counts.div(counts.sum(axis=1), axis=0)
-        overall = counts.sum(axis=0) / counts.to_numpy().sum()
-        for label in counts.index:
-            elsewhere = counts.drop(index=label).sum(axis=0)
-            rest = elsewhere / max(elsewhere.sum(), 1)
-            for value in counts.columns:
-                gap = per_label.loc[label, value] - rest[value]
-                if gap >= ARTIFACT_GAP:
-                    section["flagged"].append({
-                        "feature": name, "value": str(value), "label": str(label),
-                        "rate_in_label": round(float(per_label.loc[label, value]), 3),
-                        "rate_elsewhere": round(float(rest[value]), 3),
-                    })
-        section["features"][name] = {
-            "cramers_v": _cramers_v(counts),
-            "overall": {str(k): round(float(v), 3) for k, v in overall.items()},
-            "per_label": {
-                str(label): {str(k): round(float(v), 3) for k, v in row.items()} for label, row in per_label.iterrows()
-            },
-        }
-    section["mean_length_by_label"] = {
-        str(k): round(float(v), 1) for k, v in rows.groupby("label")["text"].apply(lambda s: s.str.len().mean()).items()
-    }
-    return section
-
 
 def build_report(
     rows: pd.DataFrame, *, rows_read: int, skipped: Counter, duplicates: dict, conflicts: dict,
@@ -335,10 +276,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # CSV first: if it fails, the previous CSV and pii_values.json still belong together.
     write_csv_atomic(kept[OUTPUT_COLUMNS], args.output)
-    digests.save(args.artifacts_dir / PII_VALUES_FILE)
-    write_json_atomic(args.artifacts_dir / REPORT_FILE, report)
+    files = Artifacts(args.artifacts_dir)
+    digests.save(files.pii_values)
+    write_json_atomic(files.data_report, report)
     print_summary(report)
-    log.info("wrote %d rows to %s and the report to %s", len(kept), args.output, args.artifacts_dir / REPORT_FILE)
+    log.info("wrote %d rows to %s and the report to %s", len(kept), args.output, files.data_report)
     return 0
 
 

@@ -28,8 +28,10 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from config import get_settings, mask_url
+from intent_pipeline.cli import run_cli
 from intent_pipeline.db import connect, messages, utc_now
-from intent_pipeline.io import PipelineError, run_cli, setup_logging
+from intent_pipeline.errors import PipelineError
+from intent_pipeline.logging_setup import setup_logging
 
 log = logging.getLogger("load_to_mysql")
 

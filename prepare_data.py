@@ -22,7 +22,12 @@ import pandas as pd
 
 import config
 from intent_pipeline import db
+from intent_pipeline.artifacts import Artifacts
 from intent_pipeline.augment import chat_noise, noisy_copies
+from intent_pipeline.cli import run_cli
+from intent_pipeline.data_quality import style_artifacts
+from intent_pipeline.errors import PipelineError
+from intent_pipeline.files import read_json, write_csv_atomic, write_json_atomic
 from intent_pipeline.grouping import (
     SPLIT_NAMES,
     assign_splits,
@@ -30,19 +35,12 @@ from intent_pipeline.grouping import (
     texts_with_neighbour,
     too_small_labels,
 )
-from intent_pipeline.io import PipelineError, read_json, run_cli, setup_logging, write_csv_atomic, write_json_atomic
+from intent_pipeline.logging_setup import setup_logging
 from intent_pipeline.text import normalize_for_model
-from ingest_clean import style_artifacts
 
 log = logging.getLogger("prepare_data")
 
-SPLITS_SUBDIR = "splits"
-LABEL_MAPPING_FILE = "label_mapping.json"
-CLASS_WEIGHTS_FILE = "class_weights.json"
-FINGERPRINT_FILE = "dataset_fingerprint.json"
-DATA_REPORT_FILE = "data_report.json"
 SPLIT_COLUMNS = ["text", "label", "group_id"]
-FEEDBACK_SOURCE = "feedback"
 
 
 def parse_args(argv: Sequence[str] | None, settings: config.Settings) -> argparse.Namespace:
@@ -219,23 +217,22 @@ def prepare(args: argparse.Namespace) -> dict:
         train = augment_train(train, args.augment_fraction, args.seed)
     test = rows[rows["split"] == "test"]
 
-    out = args.artifacts_dir
-    splits_dir = out / SPLITS_SUBDIR
-    write_csv_atomic(train[SPLIT_COLUMNS], splits_dir / "train.csv")
-    write_csv_atomic(rows[rows["split"] == "val"][SPLIT_COLUMNS], splits_dir / "val.csv")
-    write_csv_atomic(test[SPLIT_COLUMNS], splits_dir / "test.csv")
-    write_csv_atomic(noisy_test(test, args.seed)[SPLIT_COLUMNS], splits_dir / "test_noisy.csv")
-    write_json_atomic(out / LABEL_MAPPING_FILE, {
+    out = Artifacts(args.artifacts_dir)
+    write_csv_atomic(train[SPLIT_COLUMNS], out.split("train"))
+    write_csv_atomic(rows[rows["split"] == "val"][SPLIT_COLUMNS], out.split("val"))
+    write_csv_atomic(test[SPLIT_COLUMNS], out.split("test"))
+    write_csv_atomic(noisy_test(test, args.seed)[SPLIT_COLUMNS], out.split("test_noisy"))
+    write_json_atomic(out.label_mapping, {
         "label2id": {label: i for i, label in enumerate(labels)},
         "id2label": {str(i): label for i, label in enumerate(labels)},
     })
-    write_json_atomic(out / CLASS_WEIGHTS_FILE, class_weights(train, labels))
-    write_json_atomic(out / FINGERPRINT_FILE, {
+    write_json_atomic(out.class_weights, class_weights(train, labels))
+    write_json_atomic(out.dataset_fingerprint, {
         "fingerprint": fingerprint(rows), "rows": len(rows), "labels": len(labels), "seed": args.seed,
         "val_ratio": args.val_ratio, "test_ratio": args.test_ratio, "feedback_rows": int(rows["from_feedback"].sum()),
     })
     section = splits_report(rows, train, args)
-    update_data_report(out / DATA_REPORT_FILE, section)
+    update_data_report(out.data_report, section)
     return section
 
 
@@ -246,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     section = prepare(args)
     log.info(
         "splits written to %s: %s rows (train written: %d, %d augmented); test items with a near-duplicate in train: %d",
-        args.artifacts_dir / SPLITS_SUBDIR, section["rows"], section["train_rows_written"],
+        Artifacts(args.artifacts_dir).splits_dir, section["rows"], section["train_rows_written"],
         section["augmented_rows"], section["test_with_near_duplicate_in_train"],
     )
     return 0

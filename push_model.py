@@ -23,28 +23,25 @@ from pathlib import Path
 
 from config import Settings, get_settings
 from intent_pipeline import backends
+from intent_pipeline import artifacts
 from intent_pipeline import evaluation as ev
 from intent_pipeline import registry
-from intent_pipeline.io import PipelineError, read_json, run_cli, setup_logging, sha256_file, write_json_atomic
+from intent_pipeline.artifacts import Artifacts, ModelFiles
+from intent_pipeline.cli import run_cli
+from intent_pipeline.errors import PipelineError
+from intent_pipeline.files import read_json, sha256_file, write_json_atomic
+from intent_pipeline.logging_setup import setup_logging
 from intent_pipeline.model_card import build_model_card
-from intent_pipeline.onnx_export import ONNX_DIR, export_onnx
-from intent_pipeline.predict import RELEASE_FILE, THRESHOLDS_FILE, TRAINING_CONFIG_FILE, IntentClassifier
+from intent_pipeline.onnx_export import export_onnx
+from intent_pipeline.predict import IntentClassifier
 from intent_pipeline.release_scan import find_leaks
 from intent_pipeline.training import read_split
 
 log = logging.getLogger("push_model")
 
-METRICS_FILE = "metrics.json"
-# Stage 5 outputs that travel with the model. misclassified.csv stays out: it is message text and
-# the release may be public.
-RELEASE_ARTIFACTS = (
-    METRICS_FILE, "per_class_report.csv", "confusion_matrix.csv", "confused_pairs.csv",
-    "confusion_matrix.html", "pr_curves.html", "plotly.min.js", "reliability.png", "confidence_histogram.png",
-)
 # Trainer leftovers in MODEL_DIR that are not part of a model.
 SKIPPED_MODEL_ENTRIES = ("checkpoint-", "runs", "logs", "optimizer.pt", "scheduler.pt", "rng_state", "trainer_state")
 METRICS_FIX = "run `python export_bert_metrics.py`"
-FINGERPRINT_FILE = "dataset_fingerprint.json"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -63,13 +60,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def load_checked_inputs(settings: Settings) -> tuple[dict, dict, dict]:
     """(training config, metrics, thresholds) of MODEL_DIR, refusing metrics of another model or dataset."""
-    model_dir = settings.model_dir
-    if not (model_dir / "config.json").is_file():
-        raise PipelineError(f"no model at {model_dir}: run `python finetune_bert.py`")
-    training = read_json(model_dir / TRAINING_CONFIG_FILE, "training config", "run `python finetune_bert.py`")
-    metrics = read_json(settings.artifacts_dir / METRICS_FILE, "metrics", METRICS_FIX)
-    thresholds = read_json(settings.artifacts_dir / THRESHOLDS_FILE, "fallback thresholds", METRICS_FIX)
-    for name, data in ((METRICS_FILE, metrics), (THRESHOLDS_FILE, thresholds)):
+    model, files = ModelFiles.from_settings(settings), Artifacts.from_settings(settings)
+    if not model.is_model():
+        raise PipelineError(f"no model at {model.root}: run `python finetune_bert.py`")
+    training = read_json(model.training_config, "training config", "run `python finetune_bert.py`")
+    metrics = read_json(files.metrics, "metrics", METRICS_FIX)
+    thresholds = read_json(files.thresholds, "fallback thresholds", METRICS_FIX)
+    for name, data in ((artifacts.METRICS, metrics), (artifacts.THRESHOLDS, thresholds)):
         for key in ("model_version", "dataset_fingerprint"):
             if not data.get(key) or data.get(key) != training.get(key):
                 raise PipelineError(
@@ -78,14 +75,14 @@ def load_checked_inputs(settings: Settings) -> tuple[dict, dict, dict]:
                 )
     for key in ("accuracy", "macro_f1", "weighted_f1"):
         if not isinstance(metrics.get(key), (int, float)):
-            raise PipelineError(f"metrics at {settings.artifacts_dir / METRICS_FILE} lack {key!r}: {METRICS_FIX}")
+            raise PipelineError(f"metrics at {files.metrics} lack {key!r}: {METRICS_FIX}")
     check_current_splits(settings, training)
     return training, metrics, thresholds
 
 
 def check_current_splits(settings: Settings, training: dict) -> None:
     """Refuse a model whose data was re-split after training: its metrics describe other test data."""
-    path = settings.artifacts_dir / FINGERPRINT_FILE
+    path = Artifacts.from_settings(settings).dataset_fingerprint
     if not path.is_file():
         return  # a release can be built from MODEL_DIR + stage 5 outputs alone
     current = read_json(path, "dataset fingerprint", "run `python prepare_data.py`")
@@ -113,12 +110,12 @@ def copy_release_files(stage: Path, settings: Settings) -> list[str]:
         else:
             shutil.copy2(entry, stage / entry.name)
         copied.append(entry.name)
-    for name in (*RELEASE_ARTIFACTS, THRESHOLDS_FILE):
+    for name in (*artifacts.RELEASED_EVALUATION_FILES, artifacts.THRESHOLDS):
         source = settings.artifacts_dir / name
         if source.is_file():
             shutil.copy2(source, stage / name)
             copied.append(name)
-        elif name != "plotly.min.js":
+        elif name != artifacts.PLOTLY_JS:
             log.warning("%s not found: the release goes without it", source)
     return sorted(set(copied))
 
@@ -144,18 +141,18 @@ def assemble(stage: Path, info: dict, training: dict, metrics: dict, thresholds:
         # Exported from the staged copy, so the graphs match the exact weights being released.
         export_onnx(stage, quantize=True)
         info.update(int8_test_check(stage, settings, metrics))
-    elif (stage / ONNX_DIR).exists():
-        shutil.rmtree(stage / ONNX_DIR)  # graphs from an earlier export of MODEL_DIR may be stale
-    build_model_card(info, metrics, training, thresholds, settings).save(stage / "README.md")
+    elif (stage / artifacts.ONNX_DIR).exists():
+        shutil.rmtree(stage / artifacts.ONNX_DIR)  # graphs from an earlier export of MODEL_DIR may be stale
+    build_model_card(info, metrics, training, thresholds, settings).save(stage / artifacts.MODEL_CARD)
     info["files"] = {
         path.relative_to(stage).as_posix(): sha256_file(path) for path in sorted(stage.rglob("*")) if path.is_file()
     }
-    write_json_atomic(stage / RELEASE_FILE, info)
+    write_json_atomic(stage / artifacts.RELEASE_INFO, info)
 
 
 def int8_test_check(stage: Path, settings: Settings, metrics: dict) -> dict:
     """Test macro-F1 of the int8 graph and its difference from PyTorch's (stage 5 scored PyTorch only)."""
-    test_path = settings.artifacts_dir / "splits" / "test.csv"
+    test_path = Artifacts.from_settings(settings).split("test")
     frame = read_split(test_path, required=False)
     if frame is None:
         log.info("no %s: the int8 graph's test macro-F1 is not recorded in the release", test_path)

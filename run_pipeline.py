@@ -32,15 +32,18 @@ import logging  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+from dataclasses import dataclass, fields  # noqa: E402
 
-from config import PROJECT_ROOT, Settings, get_settings  # noqa: E402
-from intent_pipeline import registry  # noqa: E402
-from intent_pipeline.io import PipelineError, run_cli, setup_logging, sha256_file, write_json_atomic  # noqa: E402
+from config import PROJECT_ROOT, ConfigError, Settings, check_setting_names, get_settings  # noqa: E402
+from intent_pipeline import artifacts, registry  # noqa: E402
+from intent_pipeline.artifacts import Artifacts, ModelFiles  # noqa: E402
+from intent_pipeline.cli import run_cli  # noqa: E402
+from intent_pipeline.errors import PipelineError  # noqa: E402
+from intent_pipeline.files import sha256_file, write_json_atomic  # noqa: E402
+from intent_pipeline.logging_setup import setup_logging  # noqa: E402
 
 log = logging.getLogger("run_pipeline")
 
-STATE_FILE = "pipeline_state.json"
 FAST_TRAIN_ROWS = 3000
 FAST_EPOCHS = "1"
 
@@ -56,27 +59,58 @@ class Stage:
     output: Callable[[Settings], Path] | None = None
 
 
+# Settings whose values change each stage's output: part of its completion key, so changing one re-runs
+# the stage (and every later one). Checked against `Settings` at import: a typo fails at once.
+STAGE_SETTINGS = {
+    "ingest": ("raw_data_file", "cleaned_data_file", "spacy_model", "max_text_chars", "artifacts_dir"),
+    "load": ("database_url",),
+    "prepare": ("database_url", "seed", "val_ratio", "test_ratio", "augment", "augment_fraction", "train_group_cap",
+                "artifacts_dir"),
+    "finetune": ("base_model", "epochs", "batch_size", "learning_rate", "weight_decay", "warmup_ratio",
+                 "early_stopping_patience", "max_length", "class_weights", "freeze_embeddings", "seed", "model_dir"),
+    "evaluate": ("model_dir", "artifacts_dir", "fallback_min_coverage"),
+    "release": ("registry_dir", "hf_repo_id", "release_onnx", "fallback_label"),
+}
+# Settings that change no stage's output (serving, logging, parallelism; the token only decides
+# whether the release goes to the Hub, which the release key records separately).
+SETTINGS_WITHOUT_OUTPUT = (
+    "hf_token", "model_source", "inference_backend", "max_batch", "n_process", "log_level", "ci",
+    # serving only (app and API): no stage output depends on them
+    "batch_wait_ms", "max_queue", "request_timeout_s", "max_body_bytes", "api_token", "api_workers",
+    "inference_threads",
+)
+
+
+def check_stage_settings(stage_settings: dict[str, Sequence[str]], without_output: Sequence[str]) -> None:
+    """Every name must be a setting, and every setting must be listed somewhere, or it would be silently ignored."""
+    listed = set(check_setting_names(without_output, "SETTINGS_WITHOUT_OUTPUT"))
+    for stage, names in stage_settings.items():
+        listed.update(check_setting_names(names, f"run_pipeline stage {stage!r}"))
+    unlisted = sorted({f.name for f in fields(Settings)} - listed)
+    if unlisted:
+        raise ConfigError(f"setting(s) {', '.join(unlisted)} are in no stage's list in run_pipeline.py nor in "
+                          "SETTINGS_WITHOUT_OUTPUT: say which stage's output they change")
+
+
+check_stage_settings(STAGE_SETTINGS, SETTINGS_WITHOUT_OUTPUT)
+
+
 def _latest_release_pointer(settings: Settings) -> Path:
-    return settings.registry_dir / registry.repo_name(settings) / registry.LATEST_FILE
+    return settings.registry_dir / registry.repo_name(settings) / artifacts.LATEST_POINTER
 
 
 def pipeline_stages(fast: bool) -> list[Stage]:
     train_args = ("--max-train-rows", str(FAST_TRAIN_ROWS), "--epochs", FAST_EPOCHS) if fast else ()
     return [
-        Stage("ingest", "ingest_clean.py", (), ("raw_data_file", "cleaned_data_file", "spacy_model", "max_text_chars"),
-              lambda s: s.cleaned_data_file),
-        Stage("load", "load_to_mysql.py", ("--replace",), ("database_url",)),
-        Stage("prepare", "prepare_data.py", (),
-              ("database_url", "seed", "val_ratio", "test_ratio", "augment", "augment_fraction", "train_group_cap",
-               "artifacts_dir"),
-              lambda s: s.artifacts_dir / "dataset_fingerprint.json"),
-        Stage("finetune", "finetune_bert.py", train_args,
-              ("base_model", "epochs", "batch_size", "learning_rate", "max_length", "class_weights",
-               "freeze_embeddings", "seed", "model_dir"),
-              lambda s: s.model_dir / "training_config.json"),
-        Stage("evaluate", "export_bert_metrics.py", (), ("model_dir", "artifacts_dir"),
-              lambda s: s.artifacts_dir / "metrics.json"),
-        Stage("release", "push_model.py", (), ("registry_dir", "hf_repo_id", "release_onnx"), _latest_release_pointer),
+        Stage("ingest", "ingest_clean.py", (), STAGE_SETTINGS["ingest"], lambda s: s.cleaned_data_file),
+        Stage("load", "load_to_mysql.py", ("--replace",), STAGE_SETTINGS["load"]),
+        Stage("prepare", "prepare_data.py", (), STAGE_SETTINGS["prepare"],
+              lambda s: Artifacts.from_settings(s).dataset_fingerprint),
+        Stage("finetune", "finetune_bert.py", train_args, STAGE_SETTINGS["finetune"],
+              lambda s: ModelFiles.from_settings(s).training_config),
+        Stage("evaluate", "export_bert_metrics.py", (), STAGE_SETTINGS["evaluate"],
+              lambda s: Artifacts.from_settings(s).metrics),
+        Stage("release", "push_model.py", (), STAGE_SETTINGS["release"], _latest_release_pointer),
     ]
 
 
@@ -152,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(settings.log_level)
     stages = pipeline_stages(args.fast)
     keys = stage_keys(stages, settings, args.fast)
-    state_path = settings.artifacts_dir / STATE_FILE
+    state_path = Artifacts.from_settings(settings).pipeline_state
     state = {} if args.force else load_state(state_path)
     upstream_ran = False
     for stage in stages:

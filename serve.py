@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import config
-from intent_pipeline.io import run_cli, setup_logging
+from intent_pipeline.cli import run_cli
+from intent_pipeline.logging_setup import setup_logging
 from intent_pipeline.registry import resolve_model_source
 
 

@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import app  # noqa: E402  (defines the cached loaders only; importing renders nothing)
 from config import PROJECT_ROOT, get_settings  # noqa: E402
-from intent_pipeline.io import run_cli, setup_logging  # noqa: E402
+from intent_pipeline.cli import run_cli  # noqa: E402
+from intent_pipeline.logging_setup import setup_logging  # noqa: E402
 from intent_pipeline.registry import resolve_model_source  # noqa: E402
 from intent_pipeline.serving.service import PredictionService, load_masker, load_model  # noqa: E402
 

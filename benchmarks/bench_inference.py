@@ -27,7 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from config import get_settings  # noqa: E402
 from intent_pipeline import backends  # noqa: E402
-from intent_pipeline.io import PipelineError, run_cli, setup_logging  # noqa: E402
+from intent_pipeline.artifacts import Artifacts, ModelFiles  # noqa: E402
+from intent_pipeline.cli import run_cli  # noqa: E402
+from intent_pipeline.errors import PipelineError  # noqa: E402
+from intent_pipeline.logging_setup import setup_logging  # noqa: E402
 from intent_pipeline.onnx_export import export_onnx, onnx_file, stale_reason  # noqa: E402
 from intent_pipeline.predict import IntentClassifier  # noqa: E402
 from intent_pipeline.registry import resolve_model_source  # noqa: E402
@@ -53,7 +56,7 @@ def pick_model_dir(arg: Path | None) -> Path:
     if arg is not None:
         return arg
     settings = get_settings()
-    if (settings.model_dir / "config.json").is_file():
+    if ModelFiles.from_settings(settings).is_model():
         return settings.model_dir
     return resolve_model_source(settings)
 
@@ -172,11 +175,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging("WARNING")
     model_dir = pick_model_dir(args.model_dir)
-    if not (model_dir / "config.json").is_file():
+    if not ModelFiles(model_dir).is_model():
         raise PipelineError(f"no model at {model_dir}: pass --model-dir")
     if args.export and (not onnx_file(model_dir, "onnx-int8").is_file() or stale_reason(model_dir)):
         export_onnx(model_dir, quantize=True)
-    test_csv = settings.artifacts_dir / "splits" / "test.csv"
+    test_csv = Artifacts.from_settings(settings).split("test")
     print(f"model {model_dir} · {args.threads} threads · {os.cpu_count()} CPUs visible")
     runners = load_backends(model_dir, args.threads, not args.no_pipeline)
     single = bench_single(runners, load_texts(args.messages, test_csv))

@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from config import get_settings  # noqa: E402
 from ingest_clean import clean_rows, mask_rows, read_raw  # noqa: E402
-from intent_pipeline.io import run_cli  # noqa: E402
-from preprocess import clean_text, get_masker, offline_tld_extractor  # noqa: E402
+from intent_pipeline.cli import run_cli  # noqa: E402
+from intent_pipeline.masking import clean_text, get_masker, offline_tld_extractor  # noqa: E402
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

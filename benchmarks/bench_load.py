@@ -24,7 +24,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from config import get_settings, mask_url  # noqa: E402
-from intent_pipeline.io import write_csv_atomic  # noqa: E402
+from intent_pipeline.files import write_csv_atomic  # noqa: E402
 from load_to_mysql import load_file  # noqa: E402
 
 TARGET_SECONDS = 5.0

@@ -25,7 +25,9 @@ import config  # noqa: E402
 import finetune_bert  # noqa: E402
 import prepare_data  # noqa: E402
 from intent_pipeline import db  # noqa: E402
-from intent_pipeline.io import run_cli, setup_logging  # noqa: E402
+from intent_pipeline.artifacts import Artifacts  # noqa: E402
+from intent_pipeline.cli import run_cli  # noqa: E402
+from intent_pipeline.logging_setup import setup_logging  # noqa: E402
 
 
 def seed_database(settings: config.Settings, url: str) -> str:
@@ -95,8 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from intent_pipeline.predict import IntentClassifier
 
     classifier = IntentClassifier.load(model_dir)
-    clean, clean_s = macro_f1(classifier, pd.read_csv(artifacts / "splits" / "test.csv", keep_default_na=False))
-    noisy, _ = macro_f1(classifier, pd.read_csv(artifacts / "splits" / "test_noisy.csv", keep_default_na=False))
+    clean, clean_s = macro_f1(classifier, pd.read_csv(Artifacts(artifacts).split("test"), keep_default_na=False))
+    noisy, _ = macro_f1(classifier, pd.read_csv(Artifacts(artifacts).split("test_noisy"), keep_default_na=False))
     cfg = classifier.info
     print(f"prepare_data wall time:      {prepare_s:8.1f} s")
     print(f"finetune_bert wall time:     {train_s:8.1f} s (target < 600 s; Trainer train_runtime "

@@ -40,7 +40,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
 import config  # noqa: E402
-from intent_pipeline.io import PipelineError, run_cli  # noqa: E402
+from intent_pipeline.cli import run_cli  # noqa: E402
+from intent_pipeline.errors import PipelineError  # noqa: E402
 
 MESSAGES = (
     "Where is my order? It should have arrived yesterday",

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from intent_pipeline.io import PipelineError
+from intent_pipeline.errors import PipelineError
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,12 @@ from typing import Any
 import pandas as pd
 
 from config import Settings
-from intent_pipeline.io import PipelineError
+from intent_pipeline import artifacts
+from intent_pipeline.artifacts import Artifacts
+from intent_pipeline.errors import PipelineError
+from intent_pipeline.masking import TEXT_COLUMNS, clean_text, find_column
 from intent_pipeline.predict import FallbackRule, Prediction
 from intent_pipeline.serving.service import truncate_text  # noqa: F401  (part of this module's API)
-from preprocess import TEXT_COLUMNS, find_column
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +35,12 @@ SECRET_SETTINGS = {
     "MODEL_SOURCE": "model_source",
 }
 HEADLINE_METRICS = ("accuracy", "macro_f1", "weighted_f1", "ece", "fallback_rate", "coverage")
-PLOT_FILES = {"reliability": "reliability.png", "confidence histogram": "confidence_histogram.png"}
+PLOT_FILES = {"reliability": artifacts.RELIABILITY_PNG, "confidence histogram": artifacts.CONFIDENCE_HISTOGRAM_PNG}
 CSV_FILES = {
-    "per_class": "per_class_report.csv",
-    "confusion": "confusion_matrix.csv",
-    "misclassified": "misclassified.csv",
+    "per_class": artifacts.PER_CLASS_REPORT,
+    "confusion": artifacts.CONFUSION_MATRIX,
+    "misclassified": artifacts.MISCLASSIFIED,
 }
-METRICS_FILE = "metrics.json"
 # sklearn's classification_report rows that are averages, not classes.
 SUMMARY_ROWS = {"accuracy", "macro avg", "weighted avg", "micro avg", "samples avg"}
 
@@ -131,7 +132,7 @@ def evaluation_folders(release: Path, artifacts_dir: Path, model_version: str) -
     release, artifacts_dir = Path(release), Path(artifacts_dir)
     evaluated = None
     try:
-        evaluated = json.loads((artifacts_dir / METRICS_FILE).read_text(encoding="utf-8")).get("model_version")
+        evaluated = json.loads(Artifacts(artifacts_dir).metrics.read_text(encoding="utf-8")).get("model_version")
     except (OSError, UnicodeDecodeError, ValueError, AttributeError):
         pass  # missing or unreadable: nothing there is known to belong to the served model
     if model_version and evaluated == model_version:
@@ -149,14 +150,14 @@ def load_quality_report(folders: Sequence[Path]) -> QualityReport:
     import json
 
     report = QualityReport()
-    path = find_artifact(METRICS_FILE, folders)
+    path = find_artifact(artifacts.METRICS, folders)
     if path is None:
-        report.problems.append(f"{METRICS_FILE} not found")
+        report.problems.append(f"{artifacts.METRICS} not found")
     else:
         try:
             report.metrics = json.loads(path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            report.problems.append(f"{METRICS_FILE} is unreadable: {exc}")
+            report.problems.append(f"{artifacts.METRICS} is unreadable: {exc}")
     for key, name in CSV_FILES.items():
         path = find_artifact(name, folders)
         if path is None:

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from intent_pipeline.io import atomic_path, write_text_atomic
+from intent_pipeline.artifacts import PLOTLY_JS
+from intent_pipeline.files import atomic_path, write_text_atomic
 
-PLOTLY_JS = "plotly.min.js"
 
 
 def _pyplot():

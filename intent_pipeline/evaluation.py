@@ -23,7 +23,6 @@ from intent_pipeline.predict import FallbackRule
 # Grids for the fallback rule; 0.0 in both means "no fallback", so the untuned model is a candidate.
 THRESHOLD_GRID = tuple(round(x, 2) for x in np.arange(0.0, 0.96, 0.05))
 MARGIN_GRID = tuple(round(x, 2) for x in np.arange(0.0, 0.51, 0.05))
-DEFAULT_MIN_COVERAGE = 0.9
 
 
 def top_two(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -135,7 +134,7 @@ def _effect(pred: np.ndarray, top1: np.ndarray, top2: np.ndarray, y_true: np.nda
 def tune_fallback(
     probs: np.ndarray,
     y_true: np.ndarray,
-    min_coverage: float = DEFAULT_MIN_COVERAGE,
+    min_coverage: float,
     thresholds: Sequence[float] = THRESHOLD_GRID,
     margins: Sequence[float] = MARGIN_GRID,
 ) -> dict:

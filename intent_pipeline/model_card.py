@@ -15,7 +15,7 @@ BUNDLED_BASE_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 TASK = "text-classification"
 DATASET_TYPE = "customer-interactions"  # not a Hub dataset: the project's own seed data
 HYPERPARAMETER_KEYS = ("base_model", "epochs", "batch_size", "learning_rate", "max_length", "seed",
-                       "weight_decay", "warmup_steps", "augment", "class_weights", "train_rows")
+                       "weight_decay", "warmup_share", "patience", "augment", "class_weights", "train_rows")
 
 
 def hub_base_model(base_model: str, settings: Settings) -> str | None:
@@ -65,10 +65,12 @@ def _table(rows: list[tuple], header: tuple) -> str:
     return "\n".join(lines)
 
 
-def _body(release: dict, metrics: dict, training: dict, thresholds: dict) -> str:
+def _body(release: dict, metrics: dict, training: dict, thresholds: dict, fallback_label: str) -> str:
     labels = metrics.get("labels") or list((metrics.get("test") or {}).get("per_class", {}))
     per_class = (metrics.get("test") or {}).get("per_class", {})
-    settings_rows = [(key, training[key]) for key in HYPERPARAMETER_KEYS if key in training]
+    # finetune_bert.py nests the hyper-parameters; base_model and max_length sit at the top level.
+    recorded = {**(training.get("hyperparameters") or {}), **training}
+    settings_rows = [(key, recorded[key]) for key in HYPERPARAMETER_KEYS if key in recorded]
     fb_test = thresholds.get("test") or {}
     effect = ""
     if "coverage" in fb_test:
@@ -96,7 +98,7 @@ Model version `{release.get('model_version', '')}`, trained on dataset fingerpri
 
 ## Intended use
 - Routing and triage of short English customer-support chat messages to the listed intents.
-- Use the bundled fallback rule: answer `unknown` when confidence < {thresholds.get('threshold', 0):.2f}
+- Use the bundled fallback rule: answer `{fallback_label}` when confidence < {thresholds.get('threshold', 0):.2f}
   or when the top two intents are closer than {thresholds.get('margin', 0):.2f} (tuned on the
   validation split{effect}).
 
@@ -152,5 +154,5 @@ def build_model_card(release: dict, metrics: dict, training: dict, thresholds: d
         dataset_fingerprint=release.get("dataset_fingerprint", ""),
         fallback={"threshold": thresholds.get("threshold", 0.0), "margin": thresholds.get("margin", 0.0)},
     )
-    content = f"---\n{data.to_yaml()}\n---\n{_body(release, metrics, training, thresholds)}"
+    content = f"---\n{data.to_yaml()}\n---\n{_body(release, metrics, training, thresholds, settings.fallback_label)}"
     return ModelCard(content)

@@ -24,21 +24,23 @@ from pathlib import Path
 import numpy as np
 
 from config import get_settings
-from intent_pipeline.backends import ONNX, ONNX_INT8
-from intent_pipeline.io import PipelineError, atomic_path, read_json, run_cli, setup_logging, sha256_file, write_json_atomic
+from intent_pipeline.backends import ONNX as ONNX_BACKEND
+from intent_pipeline.backends import ONNX_INT8 as ONNX_INT8_BACKEND
+from intent_pipeline.artifacts import MODEL_CONFIG, ONNX_DIR, ONNX_EXPORT_INFO, ONNX_FP32, ONNX_INT8
+from intent_pipeline.cli import run_cli
+from intent_pipeline.errors import PipelineError
+from intent_pipeline.files import atomic_path, read_json, sha256_file, write_json_atomic
+from intent_pipeline.logging_setup import setup_logging
+from intent_pipeline.predict import model_max_length
 
 log = logging.getLogger(__name__)
 
-ONNX_DIR = "onnx"
-FP32_FILE = "model.onnx"
-INT8_FILE = "model.int8.onnx"
-EXPORT_INFO_FILE = "export.json"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 DEFAULT_OPSET = 17
 FP32_ATOL = 1e-4
 # Positional order of BERT-family forward(); the legacy exporter binds example inputs by position.
 INPUT_ORDER = ("input_ids", "attention_mask", "token_type_ids")
-BACKEND_FILES = {ONNX: FP32_FILE, ONNX_INT8: INT8_FILE}
+BACKEND_FILES = {ONNX_BACKEND: ONNX_FP32, ONNX_INT8_BACKEND: ONNX_INT8}
 
 # Check texts of different lengths, so the check runs padded batches like serving does.
 CHECK_TEXTS = (
@@ -68,7 +70,7 @@ def weights_digest(model_dir: Path | str) -> str:
 
 def stale_reason(model_dir: Path | str) -> str | None:
     """Why the ONNX files in `model_dir` must not be used (missing, stale), or None if they are current."""
-    info_path = Path(model_dir) / ONNX_DIR / EXPORT_INFO_FILE
+    info_path = Path(model_dir) / ONNX_DIR / ONNX_EXPORT_INFO
     if not info_path.is_file():
         return f"{info_path} is missing (run `python -m intent_pipeline.onnx_export {model_dir}`)"
     info = read_json(info_path, "ONNX export info", "re-run the ONNX export")
@@ -148,14 +150,14 @@ def _quantize_int8(fp32_path: Path, out_path: Path) -> None:
         root.setLevel(level)
 
 
-def _compare(model, tokenizer, path: Path) -> tuple[float, float]:
+def _compare(model, tokenizer, path: Path, max_length: int) -> tuple[float, float]:
     """(max abs probability difference, top-1 agreement) of an ONNX graph vs PyTorch on CHECK_TEXTS."""
     import torch
 
     session = ort_session(path)
     worst, agree, total = 0.0, 0, 0
     for batch in (list(CHECK_TEXTS), [CHECK_TEXTS[2]], list(CHECK_TEXTS[1:3]) * 3):
-        enc = tokenizer(batch, padding=True, truncation=True, max_length=64, return_tensors="np")
+        enc = tokenizer(batch, padding=True, truncation=True, max_length=max_length, return_tensors="np")
         with torch.inference_mode():
             ref = torch.softmax(model(**{k: torch.from_numpy(v) for k, v in enc.items()}).logits, -1).numpy()
         got = softmax(session.run(None, ort_feed(session, enc))[0])
@@ -171,31 +173,32 @@ def export_onnx(model_dir: Path | str, quantize: bool = True, opset: int = DEFAU
     Raises PipelineError if the model cannot be loaded or the fp32 graph disagrees with PyTorch.
     """
     model_dir = Path(model_dir)
-    if not (model_dir / "config.json").is_file():
+    if not (model_dir / MODEL_CONFIG).is_file():
         raise PipelineError(f"no model at {model_dir}: nothing to export to ONNX")
     model, tokenizer = _load_torch(model_dir)
+    max_length = model_max_length(model_dir)  # the graphs are checked at the length they will serve with
     out_dir = model_dir / ONNX_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     # Drop the export record first: a crash midway must not leave old info vouching for new files.
-    (out_dir / EXPORT_INFO_FILE).unlink(missing_ok=True)
-    paths = {ONNX: out_dir / FP32_FILE}
+    (out_dir / ONNX_EXPORT_INFO).unlink(missing_ok=True)
+    paths = {ONNX_BACKEND: out_dir / ONNX_FP32}
     log.info("exporting %s to ONNX (opset %d)", model_dir, opset)
-    _export_fp32(model, tokenizer, paths[ONNX], opset)
-    fp32_diff, fp32_agree = _compare(model, tokenizer, paths[ONNX])
+    _export_fp32(model, tokenizer, paths[ONNX_BACKEND], opset)
+    fp32_diff, fp32_agree = _compare(model, tokenizer, paths[ONNX_BACKEND], max_length)
     if fp32_diff > FP32_ATOL:
         paths[ONNX].unlink(missing_ok=True)
         raise PipelineError(f"ONNX export of {model_dir} disagrees with PyTorch (max prob diff {fp32_diff:.2e})")
-    info: dict = {"opset": opset, "source_sha256": weights_digest(model_dir),
-                  "fp32": {"file": FP32_FILE, "max_prob_diff": fp32_diff, "top1_agreement": fp32_agree}}
+    info: dict = {"opset": opset, "source_sha256": weights_digest(model_dir), "max_length": max_length,
+                  "fp32": {"file": ONNX_FP32, "max_prob_diff": fp32_diff, "top1_agreement": fp32_agree}}
     if quantize:
-        paths[ONNX_INT8] = out_dir / INT8_FILE
+        paths[ONNX_INT8_BACKEND] = out_dir / ONNX_INT8
         log.info("quantizing to int8 (dynamic, QInt8 weights)")
-        _quantize_int8(paths[ONNX], paths[ONNX_INT8])
-        int8_diff, int8_agree = _compare(model, tokenizer, paths[ONNX_INT8])
-        info["int8"] = {"file": INT8_FILE, "max_prob_diff": int8_diff, "top1_agreement": int8_agree}
+        _quantize_int8(paths[ONNX_BACKEND], paths[ONNX_INT8_BACKEND])
+        int8_diff, int8_agree = _compare(model, tokenizer, paths[ONNX_INT8_BACKEND], max_length)
+        info["int8"] = {"file": ONNX_INT8, "max_prob_diff": int8_diff, "top1_agreement": int8_agree}
     else:
-        (out_dir / INT8_FILE).unlink(missing_ok=True)  # an int8 file from older weights would be stale
-    write_json_atomic(out_dir / EXPORT_INFO_FILE, info)
+        (out_dir / ONNX_INT8).unlink(missing_ok=True)  # an int8 file from older weights would be stale
+    write_json_atomic(out_dir / ONNX_EXPORT_INFO, info)
     log.info("ONNX export done: %s", ", ".join(f"{k}={v}" for k, v in paths.items()))
     return paths
 

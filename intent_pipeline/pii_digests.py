@@ -19,10 +19,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from intent_pipeline.io import PipelineError, write_json_atomic
+from intent_pipeline.errors import PipelineError
+from intent_pipeline.files import write_json_atomic
 
 if TYPE_CHECKING:
-    from preprocess import MaskResult
+    from intent_pipeline.masking import MaskResult
 
 _TOKEN_SPLIT = re.compile(r"[\s,;|\"<>\\]+")
 _EDGE = "()[]{}.,;:!?'\"`*_-"

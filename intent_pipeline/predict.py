@@ -20,16 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
+from config import get_settings
 from intent_pipeline import backends
+from intent_pipeline.artifacts import MODEL_CONFIG, RELEASE_INFO, THRESHOLDS, TRAINING_CONFIG, ModelFiles
 from intent_pipeline.backends import Backend
-from intent_pipeline.io import PipelineError
+from intent_pipeline.errors import PipelineError
 from intent_pipeline.text import normalize_for_model
 
 log = logging.getLogger(__name__)
 
-THRESHOLDS_FILE = "thresholds.json"
-RELEASE_FILE = "release.json"
-TRAINING_CONFIG_FILE = "training_config.json"
 
 
 @dataclass(frozen=True)
@@ -102,10 +101,13 @@ class IntentClassifier:
 
     @classmethod
     def load(
-        cls, model_dir: Path | str, max_length: int = 64, fallback_label: str = "unknown",
+        cls, model_dir: Path | str, max_length: int | None = None, fallback_label: str | None = None,
         backend: str = backends.TORCH, num_threads: int | None = None,
     ) -> "IntentClassifier":
         """Load a model folder with `backend` (auto | torch | onnx | onnx-int8: settings.inference_backend).
+
+        `max_length` (tokens per text) defaults to the one the model was trained with (its training
+        config), else MAX_LENGTH; `fallback_label` defaults to FALLBACK_LABEL. An explicit value wins.
 
         'auto' picks the fastest runtime the release vouches for (`backends.choose_backend`). An
         ONNX backend whose file is missing, stale or unloadable falls back to the next candidate
@@ -116,7 +118,7 @@ class IntentClassifier:
         model_dir = Path(model_dir)
         if backend not in backends.SETTING_VALUES:
             raise PipelineError(f"INFERENCE_BACKEND must be one of {', '.join(backends.SETTING_VALUES)}, got {backend!r}")
-        if not (model_dir / "config.json").is_file():
+        if not (model_dir / MODEL_CONFIG).is_file():
             raise PipelineError(
                 f"no model at {model_dir}: run `python finetune_bert.py` (or set MODEL_DIR / MODEL_SOURCE)"
             )
@@ -127,14 +129,15 @@ class IntentClassifier:
             raise PipelineError(f"model at {model_dir} cannot be loaded: {str(exc).splitlines()[0]}") from None
         labels = [model_config.id2label[i] for i in range(model_config.num_labels)]
         info: dict = {}
-        for name in (TRAINING_CONFIG_FILE, RELEASE_FILE):
+        for name in (TRAINING_CONFIG, RELEASE_INFO):
             if (model_dir / name).is_file():
                 info.update(json.loads((model_dir / name).read_text(encoding="utf-8")))
+        max_length = model_max_length(model_dir) if max_length is None else max_length
+        fallback_label = get_settings().fallback_label if fallback_label is None else fallback_label
         fallback = FallbackRule(label=fallback_label)
-        if (model_dir / THRESHOLDS_FILE).is_file():
-            raw = json.loads((model_dir / THRESHOLDS_FILE).read_text(encoding="utf-8"))
+        if (model_dir / THRESHOLDS).is_file():
+            raw = json.loads((model_dir / THRESHOLDS).read_text(encoding="utf-8"))
             fallback = FallbackRule(float(raw.get("threshold", 0.0)), float(raw.get("margin", 0.0)), fallback_label)
-        max_length = int(info.get("max_length", max_length))
         runtime, reason = backends.load_backend(model_dir, backends.choose_backend(backend, info), num_threads)
         return cls(model_dir, runtime, tokenizer, max_length, fallback, info, labels, reason)
 
@@ -184,3 +187,13 @@ class IntentClassifier:
             is_fallback=is_fallback,
             top_k=[(self.labels[i], float(row[i])) for i in ranked[:top_k]],
         )
+
+
+def model_max_length(model_dir: Path | str) -> int:
+    """Tokens per text the model in `model_dir` was trained with (its training config), else MAX_LENGTH."""
+    path = ModelFiles(Path(model_dir)).training_config
+    if path.is_file():
+        recorded = json.loads(path.read_text(encoding="utf-8")).get("max_length")
+        if recorded:
+            return int(recorded)
+    return get_settings().max_length

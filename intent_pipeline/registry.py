@@ -22,12 +22,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from config import Settings
-from intent_pipeline.io import PipelineError, write_text_atomic
+from intent_pipeline.artifacts import LATEST_POINTER, MODEL_CONFIG
+from intent_pipeline.errors import PipelineError
+from intent_pipeline.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 
 DEFAULT_REPO_NAME = "intent-classifier"
-LATEST_FILE = "LATEST"
 VERSION_RE = re.compile(r"^v(\d+)$")
 
 
@@ -38,14 +39,14 @@ def repo_name(settings: Settings) -> str:
 
 def latest_local_release(settings: Settings) -> Path:
     repo_dir = settings.registry_dir / repo_name(settings)
-    pointer = repo_dir / LATEST_FILE
+    pointer = repo_dir / LATEST_POINTER
     if not pointer.is_file():
         raise PipelineError(
             f"no release in the local registry {repo_dir}: run `python push_model.py` "
             "(or set MODEL_SOURCE to a release folder or a Hub repo id)"
         )
     release = repo_dir / pointer.read_text(encoding="utf-8").strip()
-    if not (release / "config.json").is_file():
+    if not (release / MODEL_CONFIG).is_file():
         raise PipelineError(f"the latest release {release} is missing or incomplete: re-run `python push_model.py`")
     return release
 
@@ -57,7 +58,7 @@ def resolve_model_source(settings: Settings, source: str | None = None) -> Path:
         return latest_local_release(settings)
     path = Path(source).expanduser()
     if path.exists():
-        if not (path / "config.json").is_file():
+        if not (path / MODEL_CONFIG).is_file():
             raise PipelineError(f"MODEL_SOURCE {path} is not a model release (no config.json)")
         return path
     if source.count("/") == 1 and not source.startswith((".", "/")):
@@ -75,7 +76,7 @@ def _download_from_hub(source: str, settings: Settings) -> Path:
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as exc:
         reason = hub_error_reason(exc, settings)
         raise PipelineError(f"cannot download model {source!r} from the Hugging Face Hub: {reason}") from None
-    if not (folder / "config.json").is_file():
+    if not (folder / MODEL_CONFIG).is_file():
         raise PipelineError(f"the Hub repo {source!r} holds no model release (no config.json)")
     return folder
 
@@ -108,7 +109,7 @@ def publish_local(staged: Path, version: str, settings: Settings) -> Path:
     if target.exists():
         raise PipelineError(f"release {target} already exists: versions are never overwritten; re-run to get the next one")
     os.replace(staged, target)  # same file system (staging_dir), so this is atomic
-    write_text_atomic(repo_dir / LATEST_FILE, version + "\n")
+    write_text_atomic(repo_dir / LATEST_POINTER, version + "\n")
     log.info("published %s to the local registry at %s", version, target)
     return target
 

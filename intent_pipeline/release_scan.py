@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config import Settings
-from intent_pipeline.io import PipelineError
+from intent_pipeline.artifacts import TRAINING_CONFIG, Artifacts
+from intent_pipeline.errors import PipelineError
 
 log = logging.getLogger(__name__)
 
-PII_VALUES_FILE = "pii_values.json"
 BINARY_SUFFIXES = {".safetensors", ".bin", ".pt", ".onnx", ".png", ".jpg", ".model", ".msgpack", ".h5"}
 TOKENIZER_VOCAB_FILES = {"vocab.txt", "tokenizer.json", "merges.txt", "vocab.json"}
 MAX_SCANNED_BYTES = 50 * 1024 * 1024
@@ -46,7 +46,7 @@ def _vocab_matches_base(folder: Path, settings: Settings) -> bool:
 
     from transformers import AutoTokenizer
 
-    training_config = folder / "training_config.json"
+    training_config = folder / TRAINING_CONFIG
     base_model = settings.base_model
     if training_config.is_file():
         base_model = json.loads(training_config.read_text(encoding="utf-8")).get("base_model") or base_model
@@ -79,7 +79,7 @@ def find_leaks(folder: Path, settings: Settings) -> list[Leak]:
     """Every release file (under `folder`) containing a raw PII value stage 1 masked."""
     from intent_pipeline.pii_digests import find_leaked_pii
 
-    pii_path = settings.artifacts_dir / PII_VALUES_FILE
+    pii_path = Artifacts.from_settings(settings).pii_values
     if not pii_path.is_file():
         raise PipelineError(f"PII value digests not found at {pii_path}: run `python ingest_clean.py` "
                             "(a release is only published after a scan for the values it masked)")

@@ -16,7 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from intent_pipeline.io import PipelineError, read_json, write_json_atomic
+from intent_pipeline.artifacts import Artifacts
+from intent_pipeline.errors import PipelineError
+from intent_pipeline.files import read_json, write_json_atomic
 from intent_pipeline.text import normalize_for_model
 
 log = logging.getLogger(__name__)
@@ -60,9 +62,9 @@ def read_split(path: Path, required: bool = True) -> pd.DataFrame | None:
 
 def load_split_data(artifacts_dir: Path) -> SplitData:
     """Train/val splits, label map, class weights and fingerprint written by stage 3."""
-    splits = artifacts_dir / "splits"
-    train, val = read_split(splits / "train.csv"), read_split(splits / "val.csv")
-    mapping = read_json(artifacts_dir / "label_mapping.json", "label map", PREPARE_FIX)
+    files = Artifacts(artifacts_dir)
+    train, val = read_split(files.split("train")), read_split(files.split("val"))
+    mapping = read_json(files.label_mapping, "label map", PREPARE_FIX)
     label2id = {str(k): int(v) for k, v in mapping.get("label2id", {}).items()}
     if len(label2id) < 2:
         # transformers reads num_labels == 1 as regression: it would train silently and mean nothing.
@@ -70,9 +72,9 @@ def load_split_data(artifacts_dir: Path) -> SplitData:
     unknown = sorted((set(train["label"]) | set(val["label"])) - set(label2id))
     if unknown:
         raise PipelineError(f"labels {unknown} are missing from label_mapping.json (stale artifacts?): {PREPARE_FIX}")
-    weights_path = artifacts_dir / "class_weights.json"
+    weights_path = files.class_weights
     weights = read_json(weights_path, "class weights", PREPARE_FIX) if weights_path.is_file() else {}
-    fp = read_json(artifacts_dir / "dataset_fingerprint.json", "dataset fingerprint", PREPARE_FIX)
+    fp = read_json(files.dataset_fingerprint, "dataset fingerprint", PREPARE_FIX)
     return SplitData(train, val, label2id, {str(k): float(v) for k, v in weights.items()}, str(fp.get("fingerprint", "")))
 
 

@@ -232,6 +232,6 @@ def trained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def masker():
     """The real spaCy + Presidio PII masker, loaded once per test session (it takes seconds)."""
     import config
-    from preprocess import get_masker
+    from intent_pipeline.masking import get_masker
 
     return get_masker(config.get_settings().spacy_model)

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 import config
 from intent_pipeline import dashboard as dash
-from intent_pipeline.io import PipelineError
+from intent_pipeline.errors import PipelineError
 from intent_pipeline.predict import FallbackRule, Prediction
 from conftest import PROJECT_ROOT, TINY_LABELS
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from config import mask_url
 from intent_pipeline import db
-from intent_pipeline.io import PipelineError
+from intent_pipeline.errors import PipelineError
 
 from conftest import MARIADB_SERVER_URL, PROJECT_ROOT
 

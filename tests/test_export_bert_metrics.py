@@ -11,7 +11,7 @@ import pytest
 
 import export_bert_metrics
 from intent_pipeline import evaluation as ev
-from intent_pipeline.io import run_cli
+from intent_pipeline.cli import run_cli
 from intent_pipeline.predict import FallbackRule, IntentClassifier
 
 FINGERPRINT = "f" * 64
@@ -187,3 +187,11 @@ def test_honest_numbers_for_a_real_fine_tune(settings_env: Path, trained_model_d
     fallback = metrics["fallback"]
     assert fallback["test"]["accuracy_on_covered"] >= fallback["test_without_rule"]["accuracy_on_covered"] - 1e-9
     assert fallback["test_without_rule"]["coverage"] == 1.0
+
+
+def test_min_coverage_defaults_to_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    import config
+
+    monkeypatch.setenv("FALLBACK_MIN_COVERAGE", "0.75")
+    assert export_bert_metrics.parse_args([], config.get_settings()).min_coverage == 0.75
+    assert export_bert_metrics.parse_args(["--min-coverage", "0.5"], config.get_settings()).min_coverage == 0.5

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import finetune_bert
-from intent_pipeline.io import run_cli
+from intent_pipeline.cli import run_cli
 from conftest import TRAINED_LABELS, write_tiny_splits
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -93,3 +93,21 @@ def test_a_one_label_map_is_refused_not_trained_as_regression(tmp_path: Path, ca
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("error: ") and "at least 2" in error and "prepare_data.py" in error
     assert not (tmp_path / "m").exists()
+
+
+def test_optimiser_and_early_stopping_knobs_come_from_settings(
+    settings_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import config
+
+    monkeypatch.setenv("WEIGHT_DECAY", "0.05")
+    monkeypatch.setenv("WARMUP_RATIO", "0.2")
+    monkeypatch.setenv("EARLY_STOPPING_PATIENCE", "4")
+    args = finetune_bert.parse_args([], config.get_settings())
+    assert (args.weight_decay, args.warmup_ratio, args.patience) == (0.05, 0.2, 4)
+    train_args = finetune_bert.training_arguments(args)
+    assert train_args.weight_decay == 0.05 and train_args.warmup_steps == 0.2
+    args = finetune_bert.parse_args(["--weight-decay", "0", "--patience", "1"], config.get_settings())
+    assert (args.weight_decay, args.patience) == (0.0, 1)
+    with pytest.raises(finetune_bert.PipelineError, match="--warmup-ratio"):
+        finetune_bert.parse_args(["--warmup-ratio", "1.5"], config.get_settings())

@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 
 import ingest_clean
-import preprocess
-from intent_pipeline.io import run_cli
+from intent_pipeline import masking
+from intent_pipeline.cli import run_cli
+from intent_pipeline.masking import clean_text
 from intent_pipeline.pii_digests import find_leaked_pii
-from preprocess import clean_text
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -98,7 +98,7 @@ def test_parallel_batch_matches_serial(masker) -> None:
 def test_email_check_makes_no_network_attempt(masker, monkeypatch: pytest.MonkeyPatch) -> None:
     attempts: list = []
     monkeypatch.setattr(socket.socket, "connect", lambda self, addr: attempts.append(addr))
-    preprocess.offline_tld_extractor.cache_clear()  # the next extractor is built with the guard on
+    masking.offline_tld_extractor.cache_clear()  # the next extractor is built with the guard on
     assert masker.mask("write to ops@mail.example.org").text == "write to [EMAIL]"
     assert attempts == []
 
@@ -254,7 +254,7 @@ def test_title_case_and_product_words_are_not_context_names(masker) -> None:
 def test_atomic_writes_get_umask_mode_or_keep_the_old_mode(tmp_path: Path) -> None:
     import os
 
-    from intent_pipeline.io import atomic_path, write_text_atomic
+    from intent_pipeline.files import atomic_path, write_text_atomic
 
     old_umask = os.umask(0o022)
     try:
@@ -296,3 +296,10 @@ def test_cleaned_csv_is_written_before_the_pii_digests(settings_env: Path, maske
     with pytest.raises(OSError):
         ingest_clean.main(["--no-progress", "--n-process", "1"])
     assert digests.read_text() == before  # still the digests of the cleaned file that is there
+
+
+def test_preprocess_command_line_masks_its_arguments(masker, capsys) -> None:
+    import preprocess
+
+    assert run_cli(preprocess.main, ["write to  ops@mail.example.org"]) == 0
+    assert capsys.readouterr().out == "write to [EMAIL]\n"

@@ -14,7 +14,9 @@ import sqlalchemy as sa
 
 import load_to_mysql
 from intent_pipeline import db
-from intent_pipeline.io import PipelineError, run_cli, write_csv_atomic
+from intent_pipeline.cli import run_cli
+from intent_pipeline.errors import PipelineError
+from intent_pipeline.files import write_csv_atomic
 
 from conftest import PROJECT_ROOT
 

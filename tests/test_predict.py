@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from intent_pipeline import onnx_export
-from intent_pipeline.io import PipelineError
+from intent_pipeline.errors import PipelineError
 from intent_pipeline.predict import FallbackRule, IntentClassifier
 
 TEXTS = ["Where is my order?", "i want my money back for the broken headphones i bought", "hi", "cancel it", "ok"]
@@ -26,9 +26,18 @@ def _linked_copy(src: Path, dst: Path) -> Path:
     return dst
 
 
+def _set_trained_length(model_dir: Path, max_length: int) -> None:
+    """Replace the (linked) training config of `model_dir` by one recording `max_length`."""
+    path = model_dir / "training_config.json"
+    cfg = json.loads(path.read_text())
+    path.unlink()
+    path.write_text(json.dumps({**cfg, "max_length": max_length}))
+
+
 @pytest.fixture(scope="module")
 def exported(untrained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     model_dir = _linked_copy(untrained_model_dir, tmp_path_factory.mktemp("onnx") / "model")
+    _set_trained_length(model_dir, 24)  # not MAX_LENGTH's default: the export must check at the model's length
     paths = onnx_export.export_onnx(model_dir, quantize=True)
     assert paths == {"onnx": model_dir / "onnx" / "model.onnx", "onnx-int8": model_dir / "onnx" / "model.int8.onnx"}
     return model_dir
@@ -42,6 +51,7 @@ def torch_probs(exported: Path) -> np.ndarray:
 def test_export_writes_files_and_record(exported: Path) -> None:
     info = json.loads((exported / "onnx" / "export.json").read_text())
     assert info["source_sha256"] == onnx_export.weights_digest(exported)
+    assert info["max_length"] == 24  # checked at the length the model was trained with
     assert info["fp32"]["max_prob_diff"] <= onnx_export.FP32_ATOL
     assert (exported / "onnx" / "model.int8.onnx").stat().st_size < (exported / "onnx" / "model.onnx").stat().st_size / 2
     assert not list((exported / "onnx").glob(".*tmp"))  # no temp files left behind
@@ -104,7 +114,7 @@ def test_bad_backend_and_missing_model_are_clear_errors(untrained_model_dir: Pat
 
 
 def test_export_cli_reports_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from intent_pipeline.io import run_cli
+    from intent_pipeline.cli import run_cli
 
     assert run_cli(onnx_export.main, [str(tmp_path / "nothing")]) == 1
     assert "error: no model at" in capsys.readouterr().err
@@ -112,6 +122,21 @@ def test_export_cli_reports_errors(tmp_path: Path, capsys: pytest.CaptureFixture
         onnx_export.main(["--help"])
     assert exit_info.value.code == 0
     assert "--no-quantize" in capsys.readouterr().out
+
+
+def test_load_max_length_explicit_wins_else_training_config_else_setting(
+    untrained_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAX_LENGTH", "40")
+    monkeypatch.setenv("FALLBACK_LABEL", "needs_human")
+    model_dir = _linked_copy(untrained_model_dir, tmp_path / "m")
+    _set_trained_length(model_dir, 16)
+    recorded = IntentClassifier.load(model_dir)
+    assert recorded.max_length == 16 and recorded.fallback.label == "needs_human"
+    explicit = IntentClassifier.load(model_dir, max_length=20, fallback_label="other_label")
+    assert explicit.max_length == 20 and explicit.fallback.label == "other_label"
+    (model_dir / "training_config.json").unlink()
+    assert IntentClassifier.load(model_dir).max_length == 40  # no training config: MAX_LENGTH
 
 
 def _with_onnx(exported: Path, dst: Path, release: dict | None) -> Path:

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 import prepare_data
-from ingest_clean import style_artifacts
 from intent_pipeline import db
 from intent_pipeline.augment import SLANG, chat_noise
+from intent_pipeline.cli import run_cli
+from intent_pipeline.data_quality import style_artifacts
 from intent_pipeline.grouping import near_duplicate_groups, skeleton, texts_with_neighbour
-from intent_pipeline.io import run_cli
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

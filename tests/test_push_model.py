@@ -19,10 +19,11 @@ from huggingface_hub.utils import _http as hf_http
 import config
 import export_bert_metrics
 import push_model
-from intent_pipeline.io import PipelineError, run_cli
+from intent_pipeline.cli import run_cli
+from intent_pipeline.errors import PipelineError
+from intent_pipeline.pii_digests import PiiDigests, find_leaked_pii
 from intent_pipeline.predict import IntentClassifier
 from intent_pipeline.registry import resolve_model_source
-from intent_pipeline.pii_digests import PiiDigests, find_leaked_pii
 from test_export_bert_metrics import build_stage5_inputs  # tests/ is on sys.path (rootdir-relative imports)
 
 TOKEN = "hf_TestSecretToken123456789"
@@ -108,7 +109,8 @@ def test_release_carries_onnx_graphs_that_serve(stage6_env: Path, settings_env: 
         folder / "README.md").read_text()
 
 
-def test_model_card_round_trips_with_eval_results(stage6_env: Path, settings_env: Path) -> None:
+def test_model_card_round_trips_with_eval_results(stage6_env: Path, settings_env: Path, monkeypatch) -> None:
+    monkeypatch.setenv("FALLBACK_LABEL", "needs_human")
     folder = push_model.publish(config.get_settings(), version="v7")
     metrics = json.loads((stage6_env / "metrics.json").read_text())
     card = ModelCard.load(folder / "README.md")
@@ -123,6 +125,7 @@ def test_model_card_round_trips_with_eval_results(stage6_env: Path, settings_env
     assert data["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert data["model-index"][0]["name"] == "intent-classifier-v7"
     assert "## Intended use" in card.text and "## Limits" in card.text and "learning_rate" in card.text
+    assert "answer `needs_human` when confidence" in card.text  # the FALLBACK_LABEL setting, not a literal
 
 
 def test_refuses_stale_or_missing_metrics(stage6_env: Path, settings_env: Path, capsys) -> None:

@@ -209,7 +209,7 @@ def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:
 def test_cli_rejects_bad_port_missing_model_and_missing_schema(settings_env: Path, release_dir: Path,
                                                                monkeypatch: pytest.MonkeyPatch,
                                                                capsys: pytest.CaptureFixture) -> None:
-    from intent_pipeline.io import run_cli
+    from intent_pipeline.cli import run_cli
 
     with pytest.raises(SystemExit) as exit_info:
         serve.main(["--port", "70000"])

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import config
-from intent_pipeline.io import PipelineError
+from intent_pipeline.errors import PipelineError
 from intent_pipeline.predict import FallbackRule
 from intent_pipeline.serving.service import PredictionService, load_model
 

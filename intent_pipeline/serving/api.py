@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_v
 
 import config
 from intent_pipeline import db
-from intent_pipeline.io import PipelineError
+from intent_pipeline.errors import PipelineError
 from intent_pipeline.serving.batcher import MicroBatcher, QueueFull, Stopped
 from intent_pipeline.serving.limits import RequestLimits
 from intent_pipeline.serving.logger import PredictionLogger

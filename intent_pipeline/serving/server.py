@@ -15,7 +15,8 @@ from pathlib import Path
 
 import config
 from intent_pipeline import db
-from intent_pipeline.io import PipelineError, write_text_atomic
+from intent_pipeline.errors import PipelineError
+from intent_pipeline.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 

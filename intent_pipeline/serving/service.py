@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import config
-from intent_pipeline.io import PipelineError, read_json
+from intent_pipeline.artifacts import ModelFiles
+from intent_pipeline.errors import PipelineError
+from intent_pipeline.files import read_json
 from intent_pipeline.predict import FallbackRule, IntentClassifier, Prediction
 from intent_pipeline.registry import resolve_model_source
 
 log = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.json"
 WARM_UP_TEXT = "warm up: where is my order, Jane? jane@example.com"
 
 
@@ -58,7 +59,7 @@ class LoadedModel:
 
 def metrics_summary(folder: Path) -> dict:
     """Headline numbers of a release's metrics.json (scalars, one level deep), or {} if absent."""
-    path = folder / METRICS_FILE
+    path = ModelFiles(folder).metrics
     if not path.is_file():
         return {}
     try:
@@ -81,7 +82,7 @@ def load_model(settings: config.Settings, source: str | None = None, num_threads
                warm_up: bool = True) -> LoadedModel:
     """Resolve and load a release (default: MODEL_SOURCE) on the backend INFERENCE_BACKEND picks."""
     folder = resolve_model_source(settings, source)
-    classifier = IntentClassifier.load(folder, settings.max_length, settings.fallback_label,
+    classifier = IntentClassifier.load(folder, fallback_label=settings.fallback_label,
                                        backend=settings.inference_backend, num_threads=num_threads)
     if warm_up:  # the first forward pass is slow; pay it at load, not on a user's message
         classifier.predict([WARM_UP_TEXT])
@@ -93,19 +94,19 @@ def load_model(settings: config.Settings, source: str | None = None, num_threads
 
 def load_masker(spacy_model: str) -> Any:
     """The PII masker (spaCy + Presidio), warmed up."""
-    import preprocess  # heavy: only imported when something is really masked
+    from intent_pipeline import masking  # heavy: only imported when something is really masked
 
-    masker = preprocess.get_masker(spacy_model)
+    masker = masking.get_masker(spacy_model)
     masker.mask(WARM_UP_TEXT)
     return masker
 
 
 def mask_texts(masker: Any, texts: Sequence[str]) -> list[str]:
     """Clean and PII-mask a batch of texts in one masker call, before the model or a log sees them."""
-    import preprocess
+    from intent_pipeline import masking
 
     # n_process=1: forking workers inside a server would copy its threads and sockets.
-    return [r.text for r in masker.mask_batch([preprocess.clean_text(t) for t in texts], n_process=1)]
+    return [r.text for r in masker.mask_batch([masking.clean_text(t) for t in texts], n_process=1)]
 
 
 @dataclass

@@ -1,25 +1,17 @@
-"""Atomic file writes, user-facing errors and the command-line wrapper shared by every stage."""
+"""Files written atomically (never half-written), JSON artifacts read with a clear error, file hashes."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
-import logging
 import os
-import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from config import ConfigError
-
-log = logging.getLogger(__name__)
-
-
-class PipelineError(Exception):
-    """A problem the user can fix (bad input, missing artifact): shown as one line, exit code 1."""
+from intent_pipeline.errors import PipelineError
 
 
 def _set_final_mode(tmp_name: str, path: Path) -> None:
@@ -94,24 +86,3 @@ def sha256_file(path: Path | str) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        force=True,
-    )
-
-
-def run_cli(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
-    """Run a stage's `main`, turning expected failures into one clear line and a non-zero exit."""
-    try:
-        return int(main(argv) or 0)
-    except (PipelineError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("error: interrupted; outputs were left as they were before this run", file=sys.stderr)
-        return 130

@@ -21,7 +21,7 @@ from config import Settings
 from intent_pipeline import artifacts
 from intent_pipeline.artifacts import Artifacts
 from intent_pipeline.errors import PipelineError
-from intent_pipeline.masking import TEXT_COLUMNS, clean_text, find_column
+from intent_pipeline.masking import TEXT_COLUMNS, find_column
 from intent_pipeline.predict import FallbackRule, Prediction
 from intent_pipeline.serving.service import truncate_text  # noqa: F401  (part of this module's API)
 

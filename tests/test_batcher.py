@@ -116,6 +116,25 @@ def test_full_queue_refuses_at_once() -> None:
     assert batcher.stats.refused == 2
 
 
+def test_a_request_that_could_not_meet_its_deadline_is_refused_at_once() -> None:
+    runner = Runner(cost_s=0.1)  # 100 ms per single-message batch
+    batcher = MicroBatcher(runner, max_batch=1, max_wait_ms=0, max_queue=64)
+
+    async def run():
+        assert await batcher.submit(1, 1, 10) == 2  # measures the cost per message
+        started = time.perf_counter()
+        with pytest.raises(QueueFull):
+            await batcher.submit(2, 5, 0.3)  # 5 messages x 100 ms > 300 ms deadline
+        refused_in = time.perf_counter() - started
+        return refused_in, await batcher.submit(3, 1, 1.0)  # 100 ms fits in 1 s
+
+    try:
+        refused_in, answer = asyncio.run(run())
+    finally:
+        batcher.close()
+    assert refused_in < 0.05 and answer == 6
+
+
 def test_a_request_past_its_deadline_times_out_and_is_skipped() -> None:
     runner = Runner()
     runner.gate.clear()

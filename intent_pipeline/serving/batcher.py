@@ -5,7 +5,8 @@ Requests (each one or more messages) wait in a bounded queue; one worker thread 
 (measured from the oldest request's arrival) for more requests to fill the batch; an idle server
 never waits: a request arriving after the worker had nothing to do for longer than the window is
 run at once. A full queue refuses new work immediately (`QueueFull`, the API's 503), so overload
-costs clients a fast retry instead of ever-growing latency and memory.
+costs clients a fast retry instead of ever-growing latency and memory; so does a request that,
+at the measured cost per message, could not be answered before its deadline anyway.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ class MicroBatcher:
         self._cond = threading.Condition()
         self._stopping = False
         self._last_busy = 0.0  # when the worker last finished a batch of more than one request
+        self._seconds_per_message = 0.0  # moving average of recent batches' cost (0 until measured)
         self._thread = threading.Thread(target=self._work, name="micro-batcher", daemon=True)
         self._thread.start()
 
@@ -93,14 +95,16 @@ class MicroBatcher:
         return self._queued < self.high_water and not self._stopping
 
     async def submit(self, payload: Any, size: int, timeout_s: float) -> Any:
-        """Queue one request and wait for its result. QueueFull at once when there is no room;
+        """Queue one request and wait for its result. QueueFull at once when there is no room, or when
+        the queue ahead would take longer than `timeout_s` at the recent cost per message;
         asyncio.TimeoutError after `timeout_s` (the job is then skipped if it has not started)."""
         loop = asyncio.get_running_loop()
         job = Job(payload, size, loop, loop.create_future())
         with self._cond:
             if self._stopping:
                 raise Stopped()
-            if self._queued + size > self.max_queue:
+            expected_wait = (self._queued + size) * self._seconds_per_message
+            if self._queued + size > self.max_queue or expected_wait > timeout_s:
                 self.stats.refused += 1
                 raise QueueFull()
             self._jobs.append(job)
@@ -154,12 +158,15 @@ class MicroBatcher:
                 continue
             results: Sequence[Any] = ()
             error: BaseException | None = None
+            started = time.monotonic()
             try:
                 results = self.run_batch([job.payload for job in batch])
             except Exception as exc:  # handed to every request of the batch; the worker lives on
                 log.exception("a batch of %d requests failed", len(batch))
                 error = exc
             size = sum(job.size for job in batch)
+            cost = (time.monotonic() - started) / size
+            self._seconds_per_message = cost if not self.stats.batches else 0.8 * self._seconds_per_message + 0.2 * cost
             self.stats.batches += 1
             self.stats.messages += size
             self.stats.largest = max(self.stats.largest, size)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,8 @@ from intent_pipeline.db_guard import DatabaseGuard, DatabaseUnavailable
 from intent_pipeline.errors import PipelineError
 from intent_pipeline.predict import FallbackRule, IntentClassifier, Prediction
 from intent_pipeline.registry import resolve_model_source
+from intent_pipeline.serving.service import Answer, PredictionService, load_masker, load_model, truncate_text
+from intent_pipeline.text import is_blank
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ HOW_TO_RELEASE = (
 class AppContext:
     settings: config.Settings
     folder: Path
+    service: PredictionService
     classifier: IntentClassifier
     rule: FallbackRule
     guard: DatabaseGuard  # every database call goes through it: one-line warnings, cool-down after failures
@@ -82,21 +84,12 @@ def release_folder(source: str, registry_dir: str, repo_id: str, _settings: conf
     return resolve_model_source(_settings)
 
 
-@st.cache_resource(show_spinner="Loading the model ...")
-def load_classifier(folder: str, backend: str, fallback_label: str) -> IntentClassifier:
-    classifier = IntentClassifier.load(folder, fallback_label=fallback_label, backend=backend,
-                                       num_threads=MODEL_THREADS)
-    classifier.predict(["warm up"])  # the first forward pass is slow; pay it at load, not on a user's message
-    return classifier
-
-
-@st.cache_resource(show_spinner="Loading the PII masker ...")
-def load_masker(spacy_model: str):
-    from intent_pipeline import masking  # spaCy + Presidio: heavy, so only when the app runs
-
-    masker = masking.get_masker(spacy_model)
-    masker.mask("warm up for Jane at jane@example.com")
-    return masker
+@st.cache_resource(show_spinner="Loading the model and the PII masker ...")
+def load_service(folder: str, backend: str, fallback_label: str, spacy_model: str,
+                 _settings: config.Settings) -> PredictionService:
+    """The same prediction service as the API (clean, mask, score, log rows), once per process."""
+    model = load_model(_settings, source=folder, num_threads=MODEL_THREADS)
+    return PredictionService(_settings, model, load_masker(spacy_model), MODEL_THREADS)
 
 
 @st.cache_resource
@@ -104,15 +97,16 @@ def database_guard(url: str) -> DatabaseGuard:
     return DatabaseGuard(url)  # connects on first use; shared by every session, so is its cool-down
 
 
-def mask_texts(texts: Sequence[str], spacy_model: str) -> list[str]:
-    return dash.mask_texts(load_masker(spacy_model), texts)
-
-
 def build_context(settings: config.Settings) -> AppContext | None:
     """Everything the views need, or None after rendering a helpful page about what is missing."""
     try:
         folder = release_folder(settings.model_source, str(settings.registry_dir), settings.hf_repo_id, settings)
-        classifier = load_classifier(str(folder), settings.inference_backend, settings.fallback_label)
+        service = load_service(str(folder), settings.inference_backend, settings.fallback_label,
+                               settings.spacy_model, settings)
+    except (OSError, ImportError) as exc:  # the spaCy model behind the masker is missing or broken
+        st.error(f"The PII masker cannot be loaded, so messages cannot be classified safely: {exc}")
+        st.markdown(f"Install the spaCy model `{settings.spacy_model}` (see requirements.txt) or set SPACY_MODEL.")
+        return None
     except PipelineError as exc:
         show_no_model(str(exc))
         return None
@@ -120,18 +114,13 @@ def build_context(settings: config.Settings) -> AppContext | None:
         log.exception("model release cannot be loaded")
         show_no_model(f"the model release cannot be loaded ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
         return None
-    try:
-        load_masker(settings.spacy_model)
-    except (PipelineError, OSError, ImportError) as exc:
-        st.error(f"The PII masker cannot be loaded, so messages cannot be classified safely: {exc}")
-        st.markdown(f"Install the spaCy model `{settings.spacy_model}` (see requirements.txt) or set SPACY_MODEL.")
-        return None
     guard = database_guard(settings.database_url)
     try:
         guard.engine("log predictions")
     except DatabaseUnavailable as exc:  # answering still matters more than logging
         st.sidebar.warning(f"Predictions are not being logged. {exc}")
-    return AppContext(settings, folder, classifier, classifier.fallback, guard)
+    classifier = service.model.classifier
+    return AppContext(settings, folder, service, classifier, classifier.fallback, guard)
 
 
 def db_call(ctx: AppContext, what: str, fn, *args, **kwargs):
@@ -173,18 +162,11 @@ def log_rows(ctx: AppContext, rows: list[dict]) -> list[int | None]:
     return ids if ids is not None else [None] * len(rows)
 
 
-def prediction_row(pred: Prediction, masked: str, ctx: AppContext, latency_ms: float, channel: str) -> dict:
-    return {**pred.to_dict(), "text": masked, "model_version": ctx.classifier.version,
-            "latency_ms": latency_ms, "channel": channel}
-
-
 # ---------------------------------------------------------------- Predict
 
 def classify(ctx: AppContext, message: str) -> dict:
-    answer = dash.answer_message(ctx.classifier, load_masker(ctx.settings.spacy_model), message, ctx.rule,
-                                 ctx.settings.max_text_chars)
-    row = prediction_row(answer.prediction, answer.masked, ctx, answer.latency_ms, "app")
-    [prediction_id] = log_rows(ctx, [row])
+    answer = ctx.service.answer(message, ctx.rule, channel="app", max_chars=ctx.settings.max_text_chars)
+    [prediction_id] = log_rows(ctx, [answer.row])
     return {"answer": answer, "prediction_id": prediction_id, "feedback": None}
 
 
@@ -194,7 +176,7 @@ def predict_view(ctx: AppContext) -> None:
         message = st.text_area("Customer message", height=110, placeholder="e.g. Where is my order? It's been a week.")
         submitted = st.form_submit_button("Classify", type="primary")
     if submitted:
-        st.session_state["last"] = classify(ctx, message) if message.strip() else None
+        st.session_state["last"] = None if is_blank(message) else classify(ctx, message)
     last = st.session_state.get("last")
     if last is None:
         st.info("Type a customer message above and press **Classify** to see which intent the model finds.")
@@ -204,7 +186,7 @@ def predict_view(ctx: AppContext) -> None:
 
 
 def show_prediction(ctx: AppContext, last: dict) -> None:
-    answer: dash.Answer = last["answer"]
+    answer: Answer = last["answer"]
     pred = answer.prediction
     intent, is_fallback = dash.apply_rule(pred, ctx.rule)
     if answer.truncated:
@@ -229,7 +211,7 @@ def feedback_box(ctx: AppContext, last: dict) -> None:
         st.success(f"Thanks! Feedback saved for review: the right intent is '{last['feedback']}'. "
                    "It reaches training once a reviewer approves it.")
         return
-    answer: dash.Answer = last["answer"]
+    answer: Answer = last["answer"]
     shown, _ = dash.apply_rule(answer.prediction, ctx.rule)
     st.markdown("**Was this right?**")
     left, right = st.columns([1, 2])
@@ -277,28 +259,34 @@ def cached_batch(ctx: AppContext, digest: str, data: bytes) -> dict:
     if key not in cache:
         frame = dash.read_upload(data, MAX_BATCH_ROWS, MAX_UPLOAD_BYTES)
         column = dash.find_text_column(frame.columns)
-        masked, preds, per_row_ms = classify_batch(ctx, frame[column].astype(str).tolist())
-        log_rows(ctx, [prediction_row(p, m, ctx, per_row_ms, "batch") for p, m in zip(preds, masked)])
+        masked, preds, per_row_ms, rows = classify_batch(ctx, frame[column].astype(str).tolist())
+        log_rows(ctx, rows)
         while len(cache) >= CACHED_BATCHES:
             cache.pop(next(iter(cache)))
         cache[key] = {"frame": frame, "column": column, "masked": masked, "preds": preds, "per_row_ms": per_row_ms}
     return cache[key]
 
 
-def classify_batch(ctx: AppContext, texts: list[str]) -> tuple[list[str], list[Prediction], float]:
-    """Mask and classify `texts` in chunks behind a progress bar; returns (masked, predictions, ms per row)."""
-    started = time.perf_counter()
+def classify_batch(ctx: AppContext, texts: list[str]) -> tuple[list[str], list[Prediction], float, list[dict]]:
+    """Score `texts` through the prediction service in chunks behind a progress bar.
+
+    Returns (masked texts, predictions, ms per row, rows to log).
+    """
     bar = st.progress(0.0, text=f"Classifying {len(texts):,} messages ...")
     masked: list[str] = []
     preds: list[Prediction] = []
+    rows: list[dict] = []
+    latency_ms = 0.0
     for start in range(0, len(texts), BATCH_CHUNK):
-        chunk = [dash.truncate_text(t, ctx.settings.max_text_chars)[0] for t in texts[start:start + BATCH_CHUNK]]
-        chunk_masked = mask_texts(chunk, ctx.settings.spacy_model)
-        masked += chunk_masked
-        preds += ctx.classifier.predict(chunk_masked, top_k=3, fallback=ctx.rule)
+        chunk = [truncate_text(t, ctx.settings.max_text_chars)[0] for t in texts[start:start + BATCH_CHUNK]]
+        scored = ctx.service.predict(chunk, top_k=3, rule=ctx.rule, channel="batch")
+        masked += scored.masked
+        preds += scored.predictions
+        rows += scored.log_rows
+        latency_ms += scored.latency_ms
         bar.progress(len(preds) / len(texts), text=f"Classified {len(preds):,} of {len(texts):,} messages ...")
     bar.empty()
-    return masked, preds, (time.perf_counter() - started) * 1000 / max(1, len(preds))
+    return masked, preds, latency_ms / max(1, len(preds)), rows
 
 
 # ---------------------------------------------------------------- Model quality

@@ -118,6 +118,13 @@ class Settings:
     inference_backend: str
     max_text_chars: int
     max_batch: int
+    batch_wait_ms: float
+    max_queue: int
+    request_timeout_s: float
+    max_body_bytes: int
+    api_token: str
+    api_workers: int
+    inference_threads: int
     release_onnx: bool
     n_process: int
     fallback_label: str
@@ -132,6 +139,7 @@ class Settings:
     def __repr__(self) -> str:  # never let a secret reach a log line through repr()
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         shown["hf_token"] = "***" if self.hf_token else ""
+        shown["api_token"] = "***" if self.api_token else ""
         shown["dashboard_password_hash"] = "***" if self.dashboard_password_hash else ""
         shown["database_url"] = mask_url(self.database_url)
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
@@ -153,6 +161,15 @@ def child_env(**overrides: str) -> dict[str, str]:
     return {**os.environ, **overrides}
 
 
+def export_to_children(**values: str) -> None:
+    """Set settings for child processes this one starts later (e.g. uvicorn's worker processes)."""
+    os.environ.update(values)
+
+
+def _at_least(name: str, value: float, low: float) -> float:
+    if value < low:
+        raise ConfigError(f"{name} must be >= {low:g}, got {value:g}")
+    return value
 def check_setting_names(names: Iterable[str], where: str) -> tuple[str, ...]:
     """`names` as a tuple, or a ConfigError naming every one that is not a `Settings` field (a typo)."""
     names = tuple(names)
@@ -169,7 +186,7 @@ def get_settings() -> Settings:
         load_dotenv(PROJECT_ROOT / ".env", override=False)
         _dotenv_loaded = True
     artifacts_dir = _path("ARTIFACTS_DIR", "artifacts")
-    return Settings(
+    settings = Settings(
         raw_data_file=_path("RAW_DATA_FILE", "data/raw_customer_interactions.csv"),
         cleaned_data_file=_path("CLEANED_DATA_FILE", "data/cleaned_all.csv"),
         database_url=_database_url(),
@@ -196,9 +213,16 @@ def get_settings() -> Settings:
         hf_repo_id=_env("HF_REPO_ID", ""),
         registry_dir=_path("REGISTRY_DIR", "registry"),
         model_source=_env("MODEL_SOURCE", ""),
-        inference_backend=_env("INFERENCE_BACKEND", "torch").lower(),
+        inference_backend=_env("INFERENCE_BACKEND", "auto").lower(),
         max_text_chars=int(_env_number("MAX_TEXT_CHARS", 2000)),
-        max_batch=int(_env_number("MAX_BATCH", 64)),
+        max_batch=int(_at_least("MAX_BATCH", _env_number("MAX_BATCH", 64), 1)),
+        batch_wait_ms=float(_at_least("BATCH_WAIT_MS", _env_number("BATCH_WAIT_MS", 10, float), 0)),
+        max_queue=int(_env_number("MAX_QUEUE", 64)),
+        request_timeout_s=float(_at_least("REQUEST_TIMEOUT_S", _env_number("REQUEST_TIMEOUT_S", 10, float), 0.001)),
+        max_body_bytes=int(_at_least("MAX_BODY_BYTES", _env_number("MAX_BODY_BYTES", 1_048_576), 1)),
+        api_token=os.environ.get("API_TOKEN", "").strip(),
+        api_workers=int(_at_least("API_WORKERS", _env_number("API_WORKERS", 1), 1)),
+        inference_threads=int(_at_least("INFERENCE_THREADS", _env_number("INFERENCE_THREADS", 0), 0)),
         release_onnx=_env_bool("RELEASE_ONNX", True),
         n_process=int(_env_number("N_PROCESS", min(2, os.cpu_count() or 1))),
         fallback_label=_env("FALLBACK_LABEL", "unknown"),
@@ -210,3 +234,6 @@ def get_settings() -> Settings:
         dashboard_reviewers=_env("DASHBOARD_REVIEWERS", ""),
         feedback_overrides_curated=_env_bool("FEEDBACK_OVERRIDES_CURATED", False),
     )
+    if settings.max_queue < settings.max_batch:  # a full-size request could never be queued
+        raise ConfigError(f"MAX_QUEUE must be >= MAX_BATCH ({settings.max_batch}), got {settings.max_queue}")
+    return settings

@@ -73,8 +73,12 @@ STAGE_SETTINGS = {
 }
 # Settings that change no stage's output (serving, logging, parallelism; the token only decides
 # whether the release goes to the Hub, which the release key records separately).
-SETTINGS_WITHOUT_OUTPUT = ("hf_token", "model_source", "inference_backend", "max_batch", "n_process", "log_level", "ci",
-                           "dashboard_address", "dashboard_password_hash", "dashboard_reviewers")
+SETTINGS_WITHOUT_OUTPUT = (
+    "hf_token", "model_source", "inference_backend", "max_batch", "n_process", "log_level", "ci",
+    # serving only (app and API): no stage output depends on them
+    "batch_wait_ms", "max_queue", "request_timeout_s", "max_body_bytes", "api_token", "api_workers",
+    "inference_threads", "dashboard_address", "dashboard_password_hash", "dashboard_reviewers",
+)
 
 
 def check_stage_settings(stage_settings: dict[str, Sequence[str]], without_output: Sequence[str]) -> None:

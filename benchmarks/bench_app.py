@@ -26,11 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import app  # noqa: E402  (defines the cached loaders only; importing renders nothing)
 from config import PROJECT_ROOT, get_settings  # noqa: E402
-from intent_pipeline import dashboard as dash  # noqa: E402
 from intent_pipeline.cli import run_cli  # noqa: E402
 from intent_pipeline.logging_setup import setup_logging  # noqa: E402
-from intent_pipeline.predict import IntentClassifier  # noqa: E402
 from intent_pipeline.registry import resolve_model_source  # noqa: E402
+from intent_pipeline.serving.service import PredictionService, load_masker, load_model  # noqa: E402
 
 MESSAGES = (
     "Where is my order? It was supposed to arrive yesterday",
@@ -60,20 +59,16 @@ def summary(name: str, times_ms: list[float]) -> None:
 
 
 def time_answers(folder: Path, n: int) -> None:
-    from intent_pipeline import masking
-
     settings = get_settings()
     started = time.perf_counter()
-    classifier = IntentClassifier.load(folder, fallback_label=settings.fallback_label,
-                                       backend=settings.inference_backend, num_threads=app.MODEL_THREADS)
-    label = f"model load ({getattr(classifier, 'backend', 'torch')})"
+    model = load_model(settings, source=str(folder), num_threads=app.MODEL_THREADS)
+    label = f"model load ({model.backend})"
     print(f"{label:<35}{time.perf_counter() - started:7.2f} s")
     started = time.perf_counter()
-    masker = masking.get_masker(settings.spacy_model)
+    service = PredictionService(settings, model, load_masker(settings.spacy_model), app.MODEL_THREADS)
     print(f"PII masker load                    {time.perf_counter() - started:7.2f} s")
-    dash.answer_message(classifier, masker, MESSAGES[0], classifier.fallback, settings.max_text_chars)  # warm-up
-    times = [dash.answer_message(classifier, masker, MESSAGES[i % len(MESSAGES)], classifier.fallback,
-                                 settings.max_text_chars).latency_ms for i in range(n)]
+    service.answer(MESSAGES[0])  # warm-up
+    times = [service.answer(MESSAGES[i % len(MESSAGES)]).latency_ms for i in range(n)]
     summary("answer (mask + classify)", times)
 
 

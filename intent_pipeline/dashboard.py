@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import io
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +22,9 @@ from config import Settings
 from intent_pipeline import artifacts
 from intent_pipeline.artifacts import Artifacts
 from intent_pipeline.errors import PipelineError
-from intent_pipeline.masking import TEXT_COLUMNS, clean_text, find_column
+from intent_pipeline.masking import TEXT_COLUMNS, find_column
 from intent_pipeline.predict import FallbackRule, Prediction
+from intent_pipeline.serving.service import truncate_text  # noqa: F401  (part of this module's API)
 
 log = logging.getLogger(__name__)
 
@@ -58,44 +58,11 @@ def settings_with_secrets(settings: Settings, secrets: Mapping[str, Any]) -> Set
     return dataclasses.replace(settings, **changes) if changes else settings
 
 
-def truncate_text(text: str, max_chars: int) -> tuple[str, bool]:
-    """Cut `text` to `max_chars` characters; the flag says whether anything was cut."""
-    if max_chars > 0 and len(text) > max_chars:
-        return text[:max_chars], True
-    return text, False
-
-
 def apply_rule(prediction: Prediction, rule: FallbackRule) -> tuple[str, bool]:
     """The answer under `rule` (e.g. a threshold moved with the slider), without re-running the model."""
     scores = [score for _, score in prediction.top_k] + [0.0, 0.0]
     is_fallback = rule.applies(scores[0], scores[1])
     return (rule.label if is_fallback else prediction.top_intent), is_fallback
-
-
-def mask_texts(masker: Any, texts: Sequence[str]) -> list[str]:
-    """Clean and PII-mask texts (a `masking.PiiMasker`) before the model or the log sees them."""
-    # n_process=1: forking workers inside the Streamlit server would copy its threads and sockets.
-    return [r.text for r in masker.mask_batch([clean_text(t) for t in texts], n_process=1)]
-
-
-@dataclass
-class Answer:
-    """One message as the app answered it: what the model saw, what it said, and how fast."""
-
-    prediction: Prediction
-    masked: str  # cleaned + PII-masked text: the only form that is logged
-    truncated: bool
-    chars: int  # length of the message as typed
-    latency_ms: float
-
-
-def answer_message(classifier: Any, masker: Any, message: str, rule: FallbackRule, max_chars: int) -> Answer:
-    """Truncate, clean, mask and classify one message; latency covers all of it."""
-    started = time.perf_counter()
-    text, truncated = truncate_text(message, max_chars)
-    [masked] = mask_texts(masker, [text])
-    [prediction] = classifier.predict([masked], top_k=3, fallback=rule)
-    return Answer(prediction, masked, truncated, len(message), (time.perf_counter() - started) * 1000)
 
 
 def top_k_frame(prediction: Prediction) -> pd.DataFrame:

@@ -2,7 +2,13 @@
 writes that later stages, the app and the API share, so none of them writes SQL itself.
 
 Works on SQLite (the embedded default) and MySQL/MariaDB (utf8mb4). `ensure_schema()` creates what
-is missing and adds columns and indexes that a newer schema introduced, so upgrades need no manual step.
+is missing and adds columns and indexes that a newer schema introduced; only stage 2
+(`load_to_mysql.py`, or `load_to_mysql.py --schema-only`) and the batch stages call it through
+`connect()`. Servers (the API) use `open_existing()`, which checks the schema and never alters it,
+so several server processes can start at once against one database.
+
+SQLite runs in WAL mode with a busy timeout, so the app, the API and a stage can share one file:
+readers never block the writer, and a writer waits for another instead of failing at once.
 """
 
 from __future__ import annotations
@@ -35,6 +41,13 @@ UtcNow = sa.func.current_timestamp()
 MYSQL_UNKNOWN_DATABASE = 1049
 FEEDBACK_PENDING, FEEDBACK_APPROVED, FEEDBACK_REJECTED = "pending", "approved", "rejected"
 FEEDBACK_STATUSES = (FEEDBACK_PENDING, FEEDBACK_APPROVED, FEEDBACK_REJECTED)
+# How long a SQLite writer waits for another one (the app and the API share the file) before failing.
+SQLITE_BUSY_TIMEOUT_S = 30
+HOW_TO_CREATE_SCHEMA = "run `python load_to_mysql.py --schema-only` (stage 2) to create or upgrade it"
+
+
+class SchemaError(PipelineError):
+    """The database is reachable but its schema is missing or older than this code's."""
 
 
 def utc_now() -> datetime:
@@ -141,12 +154,15 @@ def make_engine(url: str) -> Engine:
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             _create_private_file(Path(parsed.database))
+        kwargs.update(connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
     elif backend in {"mysql", "mariadb"}:
         if "charset" not in parsed.query:
             parsed = parsed.update_query_dict({"charset": "utf8mb4"})
         kwargs.update(pool_pre_ping=True, pool_recycle=3600, connect_args={"connect_timeout": 10})
     try:
         engine = sa.create_engine(parsed, **kwargs)
+        if backend == "sqlite":
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
         try:
             _ping(engine)
         except OperationalError as exc:
@@ -169,6 +185,16 @@ def describe_url(url: str) -> str:
         return "invalid DATABASE_URL"
     name = Path(parsed.database).name if parsed.get_backend_name() == "sqlite" and parsed.database else parsed.database
     return f"{parsed.get_backend_name()}: {name or '(default)'}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        # WAL is a property of the file (kept once set); in-memory databases answer "memory" and carry on.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+    finally:
+        cursor.close()
 
 
 def _ping(engine: Engine) -> None:
@@ -223,8 +249,45 @@ def ensure_schema(engine: Engine) -> None:
                 index.create(engine)
 
 
+def schema_problems(engine: Engine) -> list[str]:
+    """What the database lacks of this code's schema (tables, columns, indexes); empty when current."""
+    inspector = sa.inspect(engine)
+    present = set(inspector.get_table_names())
+    problems = []
+    for table in metadata.sorted_tables:
+        if table.name not in present:
+            problems.append(f"table {table.name} is missing")
+            continue
+        columns = {col["name"] for col in inspector.get_columns(table.name)}
+        missing = [column.name for column in table.columns if column.name not in columns]
+        index_names = {ix["name"] for ix in inspector.get_indexes(table.name)}
+        index_names |= {uc["name"] for uc in inspector.get_unique_constraints(table.name)}
+        missing += [f"index {index.name}" for index in table.indexes if index.name not in index_names]
+        if missing:
+            problems.append(f"{table.name} lacks {', '.join(missing)}")
+    return problems
+
+
+def open_existing(url: str) -> Engine:
+    """Engine for a server: the schema must be current already (stage 2 creates it); never alters it.
+
+    Raises PipelineError when the database is unreachable, SchemaError when its schema is missing or old.
+    """
+    engine = make_engine(url)
+    try:
+        problems = schema_problems(engine)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise PipelineError(f"cannot read the schema of {mask_url(url)}: {_first_line(exc)}") from None
+    if problems:
+        engine.dispose()
+        raise SchemaError(f"the database {mask_url(url)} has no current schema ({'; '.join(problems)}): "
+                          f"{HOW_TO_CREATE_SCHEMA}")
+    return engine
+
+
 def connect(url: str) -> Engine:
-    """Engine with the schema in place: what every stage and the app call."""
+    """Engine with the schema created or upgraded: what stage 2 and the batch stages call."""
     engine = make_engine(url)
     try:
         ensure_schema(engine)

@@ -8,6 +8,7 @@ neither, so the model must not see them: lower-case, strip edge punctuation, fol
 from __future__ import annotations
 
 import re
+import unicodedata
 
 _EDGE_PUNCT = re.compile(r"^[\s\.\?\!,;:…\-–—'\"`]+|[\s\.\?\!,;:…\-–—'\"`]+$")
 _SPACES = re.compile(r"\s+")
@@ -17,3 +18,8 @@ def normalize_for_model(text: str) -> str:
     """Remove style cues that correlate with labels in the seed data but carry no intent."""
     text = _SPACES.sub(" ", str(text)).strip().lower()
     return _EDGE_PUNCT.sub("", text)
+
+
+def is_blank(text: str) -> bool:
+    """True when `text` has nothing to classify: only whitespace, control or zero-width/format characters."""
+    return all(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Zs", "Zl", "Zp") for ch in text)

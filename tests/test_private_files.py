@@ -17,8 +17,11 @@ def test_sqlite_file_is_created_owner_only(tmp_path: Path) -> None:
     path = tmp_path / "new" / "pipeline.db"
     engine = db.connect(f"sqlite:///{path}")
     db.log_predictions(engine, [{"text": "t", "intent": "a", "confidence": 0.5}])
+    with engine.connect():  # WAL mode: the -wal and -shm files exist while a connection is open
+        files = sorted(path.parent.iterdir())
+        assert {mode(f) for f in files} == {0o600}, [(f.name, oct(mode(f))) for f in files]
     engine.dispose()
-    assert mode(path) == 0o600
+    assert mode(path) == 0o600 and len(files) >= 2
 
 
 def test_pii_digests_are_owner_only_even_over_an_open_file(tmp_path: Path) -> None:

@@ -1,9 +1,12 @@
 """Stage 7, the dashboard: model release + database -> predictions, quality report, monitoring.
 
-`streamlit run app.py` (or `python app.py --port 8501`) serves four views: Predict (one message,
+`streamlit run app.py` (or `python app.py --port 8501`) serves five views: Predict (one message,
 PII-masked before the model sees it, logged with feedback buttons), Batch (CSV upload -> predictions
-download), Model quality (the release's evaluation artifacts) and Monitoring & feedback (what was
-logged). The release comes from MODEL_SOURCE (see intent_pipeline/registry.py) and is loaded once
+download), Model quality (the release's evaluation artifacts), Monitoring & feedback (what was
+logged) and Review (approve or reject corrections before they can reach training). It binds to
+127.0.0.1 (.streamlit/config.toml); shared, every view needs a login (intent_pipeline/ui_login.py).
+`python app.py --hash-password` makes the DASHBOARD_PASSWORD_HASH for the password login.
+The release comes from MODEL_SOURCE (see intent_pipeline/registry.py) and is loaded once
 per process. Settings come from st.secrets when a secrets file exists (Streamlit Community Cloud),
 else from config.get_settings().
 """
@@ -12,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,18 +23,23 @@ from pathlib import Path
 import streamlit as st
 
 import config
-from intent_pipeline import artifacts
+from intent_pipeline import auth, db, launch, ui_login, ui_quality, ui_review
 from intent_pipeline import dashboard as dash
-from intent_pipeline import db
 from intent_pipeline.cli import run_cli
+from intent_pipeline.db_guard import DatabaseGuard, DatabaseUnavailable
 from intent_pipeline.errors import PipelineError
 from intent_pipeline.predict import FallbackRule, IntentClassifier, Prediction
 from intent_pipeline.registry import resolve_model_source
+from intent_pipeline.serving.service import Answer, PredictionService, load_masker, load_model
+from intent_pipeline.text import is_blank
 
 log = logging.getLogger(__name__)
 
-VIEWS = ("Predict", "Batch", "Model quality", "Monitoring & feedback")
+VIEWS = ("Predict", "Batch", "Model quality", "Monitoring & feedback", "Review")
 MAX_BATCH_ROWS = 5000
+MAX_UPLOAD_BYTES = 5_000_000  # checked before parsing; Streamlit's own cap (config.toml) is 10 MB
+BATCH_CHUNK = 256  # rows per progress step (spaCy batches well; fewer, larger steps)
+CACHED_BATCHES = 3  # uploads whose results a session keeps (by content hash)
 MONITOR_ROWS = 50_000
 # One intra-op thread: a single short message gains nothing from more, and on a small shared CPU
 # (2 cores here, Streamlit Cloud) extra threads contend with spaCy and the server (measured: 30 ms
@@ -51,21 +57,25 @@ HOW_TO_RELEASE = (
 class AppContext:
     settings: config.Settings
     folder: Path
+    service: PredictionService
     classifier: IntentClassifier
     rule: FallbackRule
-    engine: object | None  # None when the database is unreachable: the app still predicts
+    guard: DatabaseGuard  # every database call goes through it: one-line warnings, cool-down after failures
+    user: str = ""  # who is signed in (ui_login.LOCAL_USER on an unshared local dashboard)
 
 
 # ---------------------------------------------------------------- cached resources
 
-def current_settings() -> config.Settings:
-    settings = config.get_settings()
+def current_secrets() -> dict:
     try:
-        secrets = dict(st.secrets) if st.secrets.load_if_toml_exists() else {}
+        return st.secrets.to_dict() if st.secrets.load_if_toml_exists() else {}
     except Exception as exc:  # a malformed secrets file must not take the page down; config still applies
         log.warning("ignoring unreadable Streamlit secrets: %s", type(exc).__name__)
-        secrets = {}
-    return dash.settings_with_secrets(settings, secrets)
+        return {}
+
+
+def current_settings(secrets: dict) -> config.Settings:
+    return dash.settings_with_secrets(config.get_settings(), secrets)
 
 
 @st.cache_resource(show_spinner="Finding the model release ...")
@@ -74,38 +84,29 @@ def release_folder(source: str, registry_dir: str, repo_id: str, _settings: conf
     return resolve_model_source(_settings)
 
 
-@st.cache_resource(show_spinner="Loading the model ...")
-def load_classifier(folder: str, backend: str, fallback_label: str) -> IntentClassifier:
-    classifier = IntentClassifier.load(folder, fallback_label=fallback_label, backend=backend,
-                                       num_threads=MODEL_THREADS)
-    classifier.predict(["warm up"])  # the first forward pass is slow; pay it at load, not on a user's message
-    return classifier
+@st.cache_resource(show_spinner="Loading the model and the PII masker ...")
+def load_service(folder: str, backend: str, fallback_label: str, spacy_model: str,
+                 _settings: config.Settings) -> PredictionService:
+    """The same prediction service as the API (clean, mask, score, log rows), once per process."""
+    model = load_model(_settings, source=folder, num_threads=MODEL_THREADS)
+    return PredictionService(_settings, model, load_masker(spacy_model), MODEL_THREADS)
 
 
-@st.cache_resource(show_spinner="Loading the PII masker ...")
-def load_masker(spacy_model: str):
-    from intent_pipeline import masking  # spaCy + Presidio: heavy, so only when the app runs
-
-    masker = masking.get_masker(spacy_model)
-    masker.mask("warm up for Jane at jane@example.com")
-    return masker
+@st.cache_resource
+def database_guard(url: str) -> DatabaseGuard:
+    return DatabaseGuard(url)  # connects on first use; shared by every session, so is its cool-down
 
 
-@st.cache_resource(show_spinner="Connecting to the database ...")
-def connect_db(url: str):
-    return db.connect(url)
-
-
-def mask_texts(texts: Sequence[str], spacy_model: str, max_chars: int = 0) -> list[str]:
-    return dash.mask_texts(load_masker(spacy_model), texts, max_chars)
-
-
-def build_context() -> AppContext | None:
+def build_context(settings: config.Settings) -> AppContext | None:
     """Everything the views need, or None after rendering a helpful page about what is missing."""
-    settings = current_settings()
     try:
         folder = release_folder(settings.model_source, str(settings.registry_dir), settings.hf_repo_id, settings)
-        classifier = load_classifier(str(folder), settings.inference_backend, settings.fallback_label)
+        service = load_service(str(folder), settings.inference_backend, settings.fallback_label,
+                               settings.spacy_model, settings)
+    except (OSError, ImportError) as exc:  # the spaCy model behind the masker is missing or broken
+        st.error(f"The PII masker cannot be loaded, so messages cannot be classified safely: {exc}")
+        st.markdown(f"Install the spaCy model `{settings.spacy_model}` (see requirements.txt) or set SPACY_MODEL.")
+        return None
     except PipelineError as exc:
         show_no_model(str(exc))
         return None
@@ -113,20 +114,22 @@ def build_context() -> AppContext | None:
         log.exception("model release cannot be loaded")
         show_no_model(f"the model release cannot be loaded ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
         return None
+    guard = database_guard(settings.database_url)
     try:
-        load_masker(settings.spacy_model)
-    except (PipelineError, OSError, ImportError) as exc:
-        st.error(f"The PII masker cannot be loaded, so messages cannot be classified safely: {exc}")
-        st.markdown(f"Install the spaCy model `{settings.spacy_model}` (see requirements.txt) or set SPACY_MODEL.")
+        guard.engine("log predictions")
+    except DatabaseUnavailable as exc:  # answering still matters more than logging
+        st.sidebar.warning(f"Predictions are not being logged. {exc}")
+    classifier = service.model.classifier
+    return AppContext(settings, folder, service, classifier, classifier.fallback, guard)
+
+
+def db_call(ctx: AppContext, what: str, fn, *args, **kwargs):
+    """`fn(engine, ...)` through the guard; on any database trouble a one-line warning and None."""
+    try:
+        return ctx.guard.run(what, fn, *args, **kwargs)
+    except DatabaseUnavailable as exc:
+        st.warning(str(exc))
         return None
-    engine = None
-    try:
-        engine = connect_db(settings.database_url)
-    except PipelineError as exc:
-        st.sidebar.warning(f"Predictions are not being logged: {exc}")
-    except Exception as exc:  # e.g. an unwritable SQLite folder: answering still matters more than logging
-        st.sidebar.warning(f"Predictions are not being logged: the database cannot be opened ({type(exc).__name__})")
-    return AppContext(settings, folder, classifier, classifier.fallback, engine)
 
 
 def show_no_model(reason: str) -> None:
@@ -142,7 +145,7 @@ def sidebar(ctx: AppContext) -> str:
     st.sidebar.markdown(f"**Model** `{clf.version}`")
     st.sidebar.caption(f"dataset fingerprint `{clf.fingerprint[:16] or 'unknown'}`")
     st.sidebar.caption(f"release folder `{ctx.folder}` · backend `{getattr(clf, 'backend', 'torch')}`")
-    st.sidebar.caption(f"database `{config.mask_url(ctx.settings.database_url)}`")
+    st.sidebar.caption(f"database `{db.describe_url(ctx.settings.database_url)}`")
     threshold = st.sidebar.slider(
         "Fallback threshold", 0.0, 1.0, float(clf.fallback.threshold), 0.01, key="threshold",
         help=f"Below this confidence the answer is '{ctx.settings.fallback_label}'. "
@@ -153,27 +156,17 @@ def sidebar(ctx: AppContext) -> str:
 
 
 def log_rows(ctx: AppContext, rows: list[dict]) -> list[int | None]:
-    if ctx.engine is None:
-        return [None] * len(rows)
-    try:
-        return db.log_predictions(ctx.engine, rows)
-    except Exception as exc:  # logging must never cost the user the answer; say so instead
-        st.warning(f"This prediction was not logged: {type(exc).__name__}")
-        return [None] * len(rows)
-
-
-def prediction_row(pred: Prediction, masked: str, ctx: AppContext, latency_ms: float, channel: str) -> dict:
-    return {**pred.to_dict(), "text": masked, "model_version": ctx.classifier.version,
-            "latency_ms": latency_ms, "channel": channel}
+    # Logging must never cost the user the answer: on database trouble, a warning and no ids.
+    ids = db_call(ctx, "log this prediction" if len(rows) == 1 else f"log these {len(rows):,} predictions",
+                  db.log_predictions, rows)
+    return ids if ids is not None else [None] * len(rows)
 
 
 # ---------------------------------------------------------------- Predict
 
 def classify(ctx: AppContext, message: str) -> dict:
-    answer = dash.answer_message(ctx.classifier, load_masker(ctx.settings.spacy_model), message, ctx.rule,
-                                 ctx.settings.max_text_chars)
-    row = prediction_row(answer.prediction, answer.masked, ctx, answer.latency_ms, "app")
-    [prediction_id] = log_rows(ctx, [row])
+    answer = ctx.service.answer(message, ctx.rule, channel="app", max_chars=ctx.settings.max_text_chars)
+    [prediction_id] = log_rows(ctx, [answer.row])
     return {"answer": answer, "prediction_id": prediction_id, "feedback": None}
 
 
@@ -183,7 +176,7 @@ def predict_view(ctx: AppContext) -> None:
         message = st.text_area("Customer message", height=110, placeholder="e.g. Where is my order? It's been a week.")
         submitted = st.form_submit_button("Classify", type="primary")
     if submitted:
-        st.session_state["last"] = classify(ctx, message) if message.strip() else None
+        st.session_state["last"] = None if is_blank(message) else classify(ctx, message)
     last = st.session_state.get("last")
     if last is None:
         st.info("Type a customer message above and press **Classify** to see which intent the model finds.")
@@ -193,7 +186,7 @@ def predict_view(ctx: AppContext) -> None:
 
 
 def show_prediction(ctx: AppContext, last: dict) -> None:
-    answer: dash.Answer = last["answer"]
+    answer: Answer = last["answer"]
     pred = answer.prediction
     intent, is_fallback = dash.apply_rule(pred, ctx.rule)
     if answer.truncated:
@@ -212,12 +205,13 @@ def show_prediction(ctx: AppContext, last: dict) -> None:
 
 
 def feedback_box(ctx: AppContext, last: dict) -> None:
-    if ctx.engine is None:
-        return
+    if ctx.guard.retry_in_s() > 0:
+        return  # the database is down: no buttons that cannot save
     if last["feedback"]:
-        st.success(f"Thanks! Feedback saved: the right intent is '{last['feedback']}'.")
+        st.success(f"Thanks! Feedback saved for review: the right intent is '{last['feedback']}'. "
+                   "It reaches training once a reviewer approves it.")
         return
-    answer: dash.Answer = last["answer"]
+    answer: Answer = last["answer"]
     shown, _ = dash.apply_rule(answer.prediction, ctx.rule)
     st.markdown("**Was this right?**")
     left, right = st.columns([1, 2])
@@ -226,9 +220,8 @@ def feedback_box(ctx: AppContext, last: dict) -> None:
                              placeholder="choose the right intent", key="feedback_label")
     fix = right.button("Save correction", key="feedback_save", disabled=choice is None)
     label = shown if correct else choice if fix else None
-    if label:
-        db.save_feedback(ctx.engine, answer.masked, shown, label,
-                         prediction_id=last["prediction_id"], model_version=ctx.classifier.version)
+    if label and db_call(ctx, "save your feedback", db.save_feedback, answer.masked, shown, label,
+                         prediction_id=last["prediction_id"], model_version=ctx.classifier.version) is not None:
         last["feedback"] = label
         st.rerun()
 
@@ -237,115 +230,82 @@ def feedback_box(ctx: AppContext, last: dict) -> None:
 
 def batch_view(ctx: AppContext) -> None:
     st.header("Batch")
-    st.caption(f"Upload a CSV with a `text` (or `message`/`query`) column, up to {MAX_BATCH_ROWS:,} rows.")
+    st.caption(f"Upload a CSV with a `text` (or `message`/`query`) column, up to {MAX_BATCH_ROWS:,} rows "
+               f"and {MAX_UPLOAD_BYTES / 1e6:.0f} MB.")
     upload = st.file_uploader("CSV file", type=["csv"], key="batch_upload")
     if upload is None:
         return
     try:
-        frame = dash.read_upload(upload.getvalue(), MAX_BATCH_ROWS)
-        column = dash.find_text_column(frame.columns)
+        dash.check_upload_size(upload.size, MAX_UPLOAD_BYTES)
+        data = upload.getvalue()
+        result = cached_batch(ctx, dash.upload_digest(data), data)
     except PipelineError as exc:
         st.error(f"Cannot use this file: {exc}")
         return
-    with st.spinner(f"Classifying {len(frame):,} messages ..."):
-        started = time.perf_counter()
-        texts = list(frame[column].astype(str))
-        masked = mask_texts(texts, ctx.settings.spacy_model, ctx.settings.max_text_chars)
-        preds = ctx.classifier.predict(masked, top_k=3, fallback=ctx.rule)
-        per_row_ms = (time.perf_counter() - started) * 1000 / len(preds)
-    log_rows(ctx, [prediction_row(p, m, ctx, per_row_ms, "batch") for p, m in zip(preds, masked)])
-    result = dash.batch_frame(frame, masked, preds)
-    st.success(f"Classified {len(result):,} messages ({per_row_ms:.0f} ms each).")
-    st.dataframe(result.drop(columns=[column]), hide_index=True)
-    st.download_button("Download predictions (CSV)", result.to_csv(index=False).encode("utf-8"),
+    table = dash.batch_frame(result["frame"], result["masked"], result["preds"], ctx.rule)
+    st.success(f"Classified {len(table):,} messages ({result['per_row_ms']:.0f} ms each).")
+    st.dataframe(table.drop(columns=[result["column"]]), hide_index=True)
+    st.download_button("Download predictions (CSV)", table.to_csv(index=False).encode("utf-8"),
                        file_name="predictions.csv", mime="text/csv", key="batch_download")
+
+
+def cached_batch(ctx: AppContext, digest: str, data: bytes) -> dict:
+    """This upload's predictions, computed and logged once per session and model (keyed by content hash).
+
+    Later reruns (a slider move, a download) re-apply the fallback rule to the cached answers.
+    """
+    cache: dict = st.session_state.setdefault("batch_results", {})
+    key = (digest, ctx.classifier.version)
+    if key not in cache:
+        frame = dash.read_upload(data, MAX_BATCH_ROWS, MAX_UPLOAD_BYTES)
+        column = dash.find_text_column(frame.columns)
+        masked, preds, per_row_ms, rows = classify_batch(ctx, frame[column].astype(str).tolist())
+        log_rows(ctx, rows)
+        while len(cache) >= CACHED_BATCHES:
+            cache.pop(next(iter(cache)))
+        cache[key] = {"frame": frame, "column": column, "masked": masked, "preds": preds, "per_row_ms": per_row_ms}
+    return cache[key]
+
+
+def classify_batch(ctx: AppContext, texts: list[str]) -> tuple[list[str], list[Prediction], float, list[dict]]:
+    """Score `texts` through the prediction service in chunks behind a progress bar.
+
+    Returns (masked texts, predictions, ms per row, rows to log).
+    """
+    bar = st.progress(0.0, text=f"Classifying {len(texts):,} messages ...")
+    masked: list[str] = []
+    preds: list[Prediction] = []
+    rows: list[dict] = []
+    latency_ms = 0.0
+    for start in range(0, len(texts), BATCH_CHUNK):
+        chunk = texts[start:start + BATCH_CHUNK]
+        scored = ctx.service.predict(chunk, top_k=3, rule=ctx.rule, channel="batch",
+                                     max_chars=ctx.settings.max_text_chars)
+        masked += scored.masked
+        preds += scored.predictions
+        rows += scored.log_rows
+        latency_ms += scored.latency_ms
+        bar.progress(len(preds) / len(texts), text=f"Classified {len(preds):,} of {len(texts):,} messages ...")
+    bar.empty()
+    return masked, preds, latency_ms / max(1, len(preds)), rows
 
 
 # ---------------------------------------------------------------- Model quality
 
 def quality_view(ctx: AppContext) -> None:
-    st.header("Model quality")
-    folders, left_out = dash.evaluation_folders(ctx.folder, ctx.settings.artifacts_dir,
-                                                str(ctx.classifier.info.get("model_version", "")))
-    report = dash.load_quality_report(folders)
-    # Releases never carry misclassified.csv; when ARTIFACTS_DIR cannot stand in, the drill-down says why.
-    problems = [p for p in report.problems if not (left_out and p.startswith(artifacts.MISCLASSIFIED))]
-    if problems:
-        st.info("Some evaluation files are missing, so parts of this page are empty: "
-                + "; ".join(problems) + ". Run `python export_bert_metrics.py` (and re-release).")
-    headline = dash.headline_metrics(report.metrics)
-    if headline:
-        for column, (name, value) in zip(st.columns(len(headline)), headline.items()):
-            column.metric(name.replace("_", " "), f"{value:.3f}")
-    quality_tables(report)
-    noisy = dash.clean_vs_noisy(report.metrics)
-    st.subheader("Clean vs noisy test set")
-    if noisy.empty:
-        st.info("metrics.json has no noisy-test results.")
-    else:
-        st.bar_chart(noisy.set_index("metric"), stack=False, horizontal=True)
-        st.dataframe(noisy, hide_index=True)
-    st.subheader("Calibration")
-    if "ece" in headline:
-        st.caption(f"expected calibration error: {headline['ece']:.3f}")
-    if report.images:
-        for column, (title, path) in zip(st.columns(len(report.images)), report.images.items()):
-            column.image(str(path), caption=title)
-    else:
-        st.info("No calibration plots in this release.")
-    misclassified_view(report, left_out)
-
-
-def quality_tables(report: dash.QualityReport) -> None:
-    st.subheader("F1 per intent")
-    try:
-        if "per_class" not in report.tables:
-            raise PipelineError("per_class_report.csv not found")
-        st.plotly_chart(dash.per_class_figure(dash.per_class_f1(report.tables["per_class"])), key="per_class")
-    except PipelineError as exc:
-        st.info(f"No per-class report to show: {exc}.")
-    st.subheader("Confusion matrix")
-    if "confusion" in report.tables:
-        normalize = st.toggle("Show row percentages", key="cm_normalize")
-        st.plotly_chart(dash.confusion_figure(report.tables["confusion"], normalize), key="confusion")
-    else:
-        st.info("No confusion matrix in this release.")
-
-
-def misclassified_view(report: dash.QualityReport, left_out: str | None) -> None:
-    st.subheader("Misclassified test examples")
-    table = report.tables.get("misclassified")
-    if table is None and left_out:
-        st.info("No misclassified examples for this model: releases leave them out (they are message text), "
-                f"and {left_out}. They appear here when ARTIFACTS_DIR holds stage 5's evaluation of the served model.")
-        return
-    try:
-        true_col, pred_col = dash.misclassified_columns(table) if table is not None else (None, None)
-    except PipelineError as exc:
-        st.info(str(exc))
-        return
-    if table is None or table.empty:
-        st.info("No misclassified examples to show.")
-        return
-    left, right = st.columns(2)
-    true_label = left.selectbox("True intent", sorted(table[true_col].astype(str).unique()), index=None,
-                                placeholder="any", key="mis_true")
-    predicted = right.selectbox("Predicted intent", sorted(table[pred_col].astype(str).unique()), index=None,
-                                placeholder="any", key="mis_pred")
-    rows = dash.filter_misclassified(table, true_label, predicted)
-    st.caption(f"{len(rows):,} of {len(table):,} misclassified examples")
-    st.dataframe(rows, hide_index=True)
+    ui_quality.quality_view(ctx.folder, ctx.settings.artifacts_dir, str(ctx.classifier.info.get("model_version", "")))
 
 
 # ---------------------------------------------------------------- Monitoring & feedback
 
 def monitoring_view(ctx: AppContext) -> None:
     st.header("Monitoring & feedback")
-    if ctx.engine is None:
-        st.warning("The database is unreachable, so there is nothing to monitor. Check DATABASE_URL.")
+    logged = db_call(ctx, "read the logged predictions", db.read_predictions, limit=MONITOR_ROWS)
+    if logged is None:
         return
-    logged = db.read_predictions(ctx.engine, limit=MONITOR_ROWS)
-    feedback = db.read_feedback(ctx.engine)
+    feedback = db_call(ctx, "read the feedback", db.read_feedback, limit=MONITOR_ROWS, newest_first=True)
+    if feedback is None:
+        return
     if logged.empty:
         st.info("No predictions logged yet: classify a message in the Predict view.")
         return
@@ -366,20 +326,30 @@ def monitoring_view(ctx: AppContext) -> None:
     st.subheader("Recent predictions (masked)")
     st.dataframe(logged.head(200), hide_index=True)
     st.subheader("Feedback")
-    st.caption("`prepare_data.py` folds these corrections into the next training set.")
-    st.dataframe(feedback.sort_values("id", ascending=False).head(200), hide_index=True)
+    st.caption("Only corrections approved in the Review view reach the next training set (`prepare_data.py`).")
+    st.dataframe(feedback.head(200), hide_index=True)
+
+
+def review_view(ctx: AppContext) -> None:
+    ui_review.review_view(ctx.guard, ctx.user, auth.may_review(ctx.user, ctx.settings.dashboard_reviewers))
 
 
 # ---------------------------------------------------------------- entry points
 
 def render() -> None:
     st.set_page_config(page_title="Customer intent dashboard", page_icon="💬", layout="wide")
-    ctx = build_context()
+    secrets = current_secrets()
+    settings = current_settings(secrets)
+    user = ui_login.require_login(settings.dashboard_password_hash, secrets)  # before anything is loaded
+    if user is None:
+        return
+    ctx = build_context(settings)
     if ctx is None:
         return
+    ctx.user = user
     view = sidebar(ctx)
     {"Predict": predict_view, "Batch": batch_view, "Model quality": quality_view,
-     "Monitoring & feedback": monitoring_view}[view](ctx)
+     "Monitoring & feedback": monitoring_view, "Review": review_view}[view](ctx)
 
 
 def inside_streamlit() -> bool:
@@ -392,12 +362,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """`python app.py` starts `streamlit run app.py`; under Streamlit the page itself renders."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8501, help="port to serve the dashboard on (default 8501)")
-    parser.add_argument("--address", default="localhost", help="address to bind (default localhost; 0.0.0.0 for all)")
+    parser.add_argument("--address", default=None,
+                        help="address to bind (default: DASHBOARD_ADDRESS, 127.0.0.1); 0.0.0.0 for every "
+                             "interface, which needs a login (DASHBOARD_PASSWORD_HASH or Streamlit OIDC)")
+    parser.add_argument("--hash-password", action="store_true",
+                        help="read a password (prompt, or one line on stdin) and print its DASHBOARD_PASSWORD_HASH")
     args = parser.parse_args(argv)
-    command = [sys.executable, "-m", "streamlit", "run", str(Path(__file__).resolve()),
-               "--server.port", str(args.port), "--server.address", args.address,
-               "--server.headless", "true", "--browser.gatherUsageStats", "false"]
-    return subprocess.call(command)
+    if args.hash_password:
+        print(auth.hash_password(auth.read_new_password()))
+        print("Set it as DASHBOARD_PASSWORD_HASH in .env (or in .streamlit/secrets.toml).", file=sys.stderr)
+        return 0
+    settings = config.get_settings()
+    address = args.address or settings.dashboard_address
+    launch.check_dashboard_access(settings, address)
+    return launch.run_dashboard(args.port, address)
 
 
 if __name__ == "__main__":

@@ -119,16 +119,29 @@ class Settings:
     inference_backend: str
     max_text_chars: int
     max_batch: int
+    batch_wait_ms: float
+    max_queue: int
+    request_timeout_s: float
+    max_body_bytes: int
+    api_token: str
+    api_workers: int
+    inference_threads: int
     release_onnx: bool
     n_process: int
     fallback_label: str
     fallback_min_coverage: float
     log_level: str
     ci: bool
+    dashboard_address: str
+    dashboard_password_hash: str
+    dashboard_reviewers: str
+    feedback_overrides_curated: bool
 
     def __repr__(self) -> str:  # never let a secret reach a log line through repr()
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         shown["hf_token"] = "***" if self.hf_token else ""
+        shown["api_token"] = "***" if self.api_token else ""
+        shown["dashboard_password_hash"] = "***" if self.dashboard_password_hash else ""
         shown["database_url"] = mask_url(self.database_url)
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
@@ -149,6 +162,15 @@ def child_env(**overrides: str) -> dict[str, str]:
     return {**os.environ, **overrides}
 
 
+def export_to_children(**values: str) -> None:
+    """Set settings for child processes this one starts later (e.g. uvicorn's worker processes)."""
+    os.environ.update(values)
+
+
+def _at_least(name: str, value: float, low: float) -> float:
+    if value < low:
+        raise ConfigError(f"{name} must be >= {low:g}, got {value:g}")
+    return value
 def check_setting_names(names: Iterable[str], where: str) -> tuple[str, ...]:
     """`names` as a tuple, or a ConfigError naming every one that is not a `Settings` field (a typo)."""
     names = tuple(names)
@@ -165,7 +187,7 @@ def get_settings() -> Settings:
         load_dotenv(PROJECT_ROOT / ".env", override=False)
         _dotenv_loaded = True
     artifacts_dir = _path("ARTIFACTS_DIR", "artifacts")
-    return Settings(
+    settings = Settings(
         raw_data_file=_path("RAW_DATA_FILE", "data/raw_customer_interactions.csv"),
         cleaned_data_file=_path("CLEANED_DATA_FILE", "data/cleaned_all.csv"),
         database_url=_database_url(),
@@ -193,13 +215,27 @@ def get_settings() -> Settings:
         hf_repo_id=_env("HF_REPO_ID", ""),
         registry_dir=_path("REGISTRY_DIR", "registry"),
         model_source=_env("MODEL_SOURCE", ""),
-        inference_backend=_env("INFERENCE_BACKEND", "torch").lower(),
+        inference_backend=_env("INFERENCE_BACKEND", "auto").lower(),
         max_text_chars=int(_env_number("MAX_TEXT_CHARS", 2000)),
-        max_batch=int(_env_number("MAX_BATCH", 64)),
+        max_batch=int(_at_least("MAX_BATCH", _env_number("MAX_BATCH", 64), 1)),
+        batch_wait_ms=float(_at_least("BATCH_WAIT_MS", _env_number("BATCH_WAIT_MS", 10, float), 0)),
+        max_queue=int(_env_number("MAX_QUEUE", 64)),
+        request_timeout_s=float(_at_least("REQUEST_TIMEOUT_S", _env_number("REQUEST_TIMEOUT_S", 10, float), 0.001)),
+        max_body_bytes=int(_at_least("MAX_BODY_BYTES", _env_number("MAX_BODY_BYTES", 1_048_576), 1)),
+        api_token=os.environ.get("API_TOKEN", "").strip(),
+        api_workers=int(_at_least("API_WORKERS", _env_number("API_WORKERS", 1), 1)),
+        inference_threads=int(_at_least("INFERENCE_THREADS", _env_number("INFERENCE_THREADS", 0), 0)),
         release_onnx=_env_bool("RELEASE_ONNX", True),
         n_process=int(_env_number("N_PROCESS", min(2, os.cpu_count() or 1))),
         fallback_label=_env("FALLBACK_LABEL", "unknown"),
         fallback_min_coverage=float(_env_number("FALLBACK_MIN_COVERAGE", 0.9, float)),
         log_level=_env("LOG_LEVEL", "INFO").upper(),
         ci=_env_bool("CI", False),
+        dashboard_address=_env("DASHBOARD_ADDRESS", "127.0.0.1"),
+        dashboard_password_hash=os.environ.get("DASHBOARD_PASSWORD_HASH", "").strip(),
+        dashboard_reviewers=_env("DASHBOARD_REVIEWERS", ""),
+        feedback_overrides_curated=_env_bool("FEEDBACK_OVERRIDES_CURATED", False),
     )
+    if settings.max_queue < settings.max_batch:  # a full-size request could never be queued
+        raise ConfigError(f"MAX_QUEUE must be >= MAX_BATCH ({settings.max_batch}), got {settings.max_queue}")
+    return settings

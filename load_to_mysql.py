@@ -6,7 +6,8 @@ is not in the file, so the table mirrors it. The whole load is one transaction: 
 error or an interrupt midway leave the table exactly as it was. Prints inserted / updated /
 unchanged / removed counts; the database URL is only ever shown with its password masked.
 `messages.source` comes from `--source` if given, else from the file's own `source` column (per
-row; stage 1 keeps the raw file's), else the input file name.
+row; stage 1 keeps the raw file's), else the input file name. Stage 2 owns the schema: it creates
+and upgrades the tables (`--schema-only` does only that), and the servers just check it.
 """
 
 from __future__ import annotations
@@ -284,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
                         help="rows per bulk statement (default: %(default)s)")
     parser.add_argument("--dry-run", action="store_true", help="report what would change without writing anything")
+    parser.add_argument("--schema-only", action="store_true",
+                        help="only create or upgrade the database schema (what the API needs before it starts), load nothing")
     return parser
 
 
@@ -293,6 +296,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(settings.log_level)
     if args.batch_size < 1:
         raise PipelineError("--batch-size must be at least 1")
+    if args.schema_only:
+        connect(settings.database_url).dispose()
+        print(f"schema is current in {mask_url(settings.database_url)}")
+        return 0
     log.info("loading %s into %s%s", args.input, mask_url(settings.database_url), " (replace)" if args.replace else "")
     report = load_file(args.input, settings.database_url, args.source, args.replace, args.batch_size, dry_run=args.dry_run)
     print(("dry run, nothing written: " if args.dry_run else "") + report.summary())

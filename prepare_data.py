@@ -27,6 +27,7 @@ from intent_pipeline.augment import chat_noise, noisy_copies
 from intent_pipeline.cli import run_cli
 from intent_pipeline.data_quality import style_artifacts
 from intent_pipeline.errors import PipelineError
+from intent_pipeline.feedback import merge_corrections
 from intent_pipeline.files import read_json, write_csv_atomic, write_json_atomic
 from intent_pipeline.grouping import (
     SPLIT_NAMES,
@@ -59,8 +60,12 @@ def parse_args(argv: Sequence[str] | None, settings: config.Settings) -> argpars
     parser.add_argument("--augment-fraction", type=float, default=settings.augment_fraction,
                         help="share of training rows rewritten with chat-style noise (default: AUGMENT_FRACTION)")
     parser.add_argument("--no-feedback", dest="feedback", action="store_false", default=True,
-                        help="ignore the `feedback` table; by default user corrections (text + correct_label) "
-                             "are added to the training split only, overriding the label of the same text")
+                        help="ignore the `feedback` table; by default corrections approved in the dashboard's "
+                             "Review view are added to the training split only (pending and rejected ones never)")
+    parser.add_argument("--feedback-overrides-curated", action=argparse.BooleanOptionalAction,
+                        default=settings.feedback_overrides_curated,
+                        help="when an approved correction contradicts the curated label of the same text, train "
+                             "on the correction (default: FEEDBACK_OVERRIDES_CURATED, off: the curated label wins)")
     args = parser.parse_args(argv)
     if not (0 < args.val_ratio < 1 and 0 < args.test_ratio < 1 and args.val_ratio + args.test_ratio < 1):
         raise PipelineError("--val-ratio and --test-ratio must be in (0, 1) and sum to less than 1")
@@ -69,31 +74,40 @@ def parse_args(argv: Sequence[str] | None, settings: config.Settings) -> argpars
     return args
 
 
-def load_rows(database_url: str, use_feedback: bool) -> pd.DataFrame:
-    """`text,label,from_feedback` from messages plus feedback corrections (feedback wins on the same text)."""
+def load_rows(database_url: str, use_feedback: bool, feedback_wins: bool) -> tuple[pd.DataFrame, dict]:
+    """`text,label,from_feedback` from messages plus *approved* feedback corrections, and the feedback report."""
     engine = db.connect(database_url)
     try:
         messages = db.read_messages(engine)[["text", "label"]]
-        feedback = db.read_feedback(engine) if use_feedback else pd.DataFrame(columns=["text", "correct_label"])
+        approved = db.read_feedback(engine, db.FEEDBACK_APPROVED) if use_feedback else None
+        counts = db.count_feedback(engine)
     finally:
         engine.dispose()
     if messages.empty:
         raise PipelineError(f"the messages table in {config.mask_url(database_url)} is empty: run `python load_to_mysql.py` first")
-    messages = messages.assign(from_feedback=False)
-    feedback = feedback[feedback["correct_label"].astype(str).str.strip() != ""]
-    known = set(messages["label"])
-    unknown = sorted(set(feedback["correct_label"]) - known)
-    if unknown:
+    if approved is None:
+        approved = pd.DataFrame(columns=db.FEEDBACK_COLUMNS)
+    merged = merge_corrections(messages, approved, feedback_wins)
+    report = merged.report(len(approved), feedback_wins, counts)
+    report["feedback_ids"] = merged.used_ids
+    log_feedback(report, use_feedback)
+    rows = merged.rows[merged.rows["text"].astype(str).str.strip() != ""]
+    log.info("read %d messages and %d approved feedback corrections", len(messages), len(approved))
+    return rows, report
+
+
+def log_feedback(report: dict, use_feedback: bool) -> None:
+    if not use_feedback:
+        log.info("feedback left out (--no-feedback)")
+        return
+    log.info("feedback: used %d approved corrections (%d repeat a curated label; %d pending review and %d rejected "
+             "not used)", report["used"], report["agreeing_with_curated"], report["pending_not_used"], report["rejected"])
+    if report["unknown_labels_ignored"]:
         # A label seen only in feedback would have no validation/test examples to measure it.
-        log.warning("ignoring feedback with labels not in messages: %s", ", ".join(unknown))
-        feedback = feedback[feedback["correct_label"].isin(known)]
-    corrections = pd.DataFrame(
-        {"text": feedback["text"].astype(str), "label": feedback["correct_label"].astype(str), "from_feedback": True}
-    ).drop_duplicates("text", keep="last")
-    rows = pd.concat([messages[~messages["text"].isin(corrections["text"])], corrections], ignore_index=True)
-    rows = rows[rows["text"].astype(str).str.strip() != ""]
-    log.info("read %d messages and %d feedback corrections", len(messages), len(corrections))
-    return rows
+        log.warning("ignoring approved feedback with labels not in messages: %s", ", ".join(report["unknown_labels_ignored"]))
+    for item in report["contradictions"]:
+        log.warning("feedback %d contradicts the curated label: %r is %s, the correction says %s; kept: %s",
+                    item["feedback_id"], item["text"][:80], item["curated_label"], item["correction"], item["kept"])
 
 
 def check_labels(rows: pd.DataFrame, groups: np.ndarray) -> None:
@@ -201,7 +215,7 @@ def update_data_report(path: Path, section: dict) -> None:
 
 
 def prepare(args: argparse.Namespace) -> dict:
-    rows = load_rows(args.database_url, args.feedback)
+    rows, feedback_report = load_rows(args.database_url, args.feedback, args.feedback_overrides_curated)
     # Sorting by text makes group ids and splits independent of the order the database returns.
     rows = rows.sort_values(["text", "label"], kind="stable").reset_index(drop=True)
     rows["group_id"] = near_duplicate_groups(rows["text"].tolist())
@@ -230,8 +244,10 @@ def prepare(args: argparse.Namespace) -> dict:
     write_json_atomic(out.dataset_fingerprint, {
         "fingerprint": fingerprint(rows), "rows": len(rows), "labels": len(labels), "seed": args.seed,
         "val_ratio": args.val_ratio, "test_ratio": args.test_ratio, "feedback_rows": int(rows["from_feedback"].sum()),
+        "feedback_ids": feedback_report["feedback_ids"],
     })
     section = splits_report(rows, train, args)
+    section["feedback"] = {k: v for k, v in feedback_report.items() if k != "feedback_ids"}
     update_data_report(out.data_report, section)
     return section
 

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from config import Settings, get_settings
+from intent_pipeline import backends
 from intent_pipeline import artifacts
 from intent_pipeline import evaluation as ev
 from intent_pipeline import registry
@@ -156,8 +157,8 @@ def int8_test_check(stage: Path, settings: Settings, metrics: dict) -> dict:
     if frame is None:
         log.info("no %s: the int8 graph's test macro-F1 is not recorded in the release", test_path)
         return {}
-    classifier = IntentClassifier.load(stage, backend="onnx-int8")
-    if classifier.backend != "onnx-int8":
+    classifier = IntentClassifier.load(stage, backend=backends.ONNX_INT8)
+    if classifier.backend != backends.ONNX_INT8:
         log.warning("the int8 graph cannot be loaded: its test macro-F1 is not recorded in the release")
         return {}
     index = {label: i for i, label in enumerate(classifier.labels)}
@@ -169,7 +170,7 @@ def int8_test_check(stage: Path, settings: Settings, metrics: dict) -> dict:
     int8_f1 = ev.macro_f1(frame["label"].map(index).to_numpy(dtype=int), probs.argmax(axis=1), len(index))
     delta = int8_f1 - float(metrics["macro_f1"])
     log.info("int8 ONNX graph on %d test messages: macro-F1 %.4f (%+.4f vs PyTorch)", len(frame), int8_f1, delta)
-    return {"onnx_int8_macro_f1": round(int8_f1, 6), "onnx_int8_delta": round(delta, 6)}
+    return {backends.INT8_F1_KEY: round(int8_f1, 6), backends.INT8_DELTA_KEY: round(delta, 6)}
 
 
 def refuse_leaks(stage: Path, settings: Settings) -> None:

@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence  # noqa: E402
 from dataclasses import dataclass, fields  # noqa: E402
 
 from config import PROJECT_ROOT, ConfigError, Settings, check_setting_names, get_settings  # noqa: E402
-from intent_pipeline import artifacts, registry  # noqa: E402
+from intent_pipeline import artifacts, auth, launch, registry  # noqa: E402
 from intent_pipeline.artifacts import Artifacts, ModelFiles  # noqa: E402
 from intent_pipeline.cli import run_cli  # noqa: E402
 from intent_pipeline.errors import PipelineError  # noqa: E402
@@ -65,7 +65,7 @@ STAGE_SETTINGS = {
     "ingest": ("raw_data_file", "cleaned_data_file", "spacy_model", "max_text_chars", "artifacts_dir"),
     "load": ("database_url",),
     "prepare": ("database_url", "seed", "val_ratio", "test_ratio", "augment", "augment_fraction", "train_group_cap",
-                "artifacts_dir"),
+                "artifacts_dir", "feedback_overrides_curated"),
     "finetune": ("base_model", "epochs", "batch_size", "learning_rate", "weight_decay", "warmup_ratio",
                  "early_stopping_patience", "max_length", "class_weights", "freeze_embeddings", "seed", "model_dir"),
     "evaluate": ("model_dir", "artifacts_dir", "fallback_min_coverage"),
@@ -73,7 +73,12 @@ STAGE_SETTINGS = {
 }
 # Settings that change no stage's output (serving, logging, parallelism; the token only decides
 # whether the release goes to the Hub, which the release key records separately).
-SETTINGS_WITHOUT_OUTPUT = ("hf_token", "model_source", "inference_backend", "max_batch", "n_process", "log_level", "ci")
+SETTINGS_WITHOUT_OUTPUT = (
+    "hf_token", "model_source", "inference_backend", "max_batch", "n_process", "log_level", "ci",
+    # serving only (app and API): no stage output depends on them
+    "batch_wait_ms", "max_queue", "request_timeout_s", "max_body_bytes", "api_token", "api_workers",
+    "inference_threads", "dashboard_address", "dashboard_password_hash", "dashboard_reviewers",
+)
 
 
 def check_stage_settings(stage_settings: dict[str, Sequence[str]], without_output: Sequence[str]) -> None:
@@ -151,16 +156,10 @@ def run_stage(stage: Stage) -> None:
     log.info("stage %s done in %.1f s", stage.name, time.monotonic() - started)
 
 
-def start_app(port: int) -> int:
-    command = [
-        sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
-        "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-    ]
-    print(f"\nPipeline complete. Starting the dashboard at http://localhost:{port}  (Ctrl+C to stop)\n", flush=True)
-    try:
-        return subprocess.call(command, cwd=PROJECT_ROOT)
-    except KeyboardInterrupt:
-        return 0
+def start_app(port: int, address: str) -> int:
+    host = "localhost" if auth.is_local_address(address) else address
+    print(f"\nPipeline complete. Starting the dashboard at http://{host}:{port}  (Ctrl+C to stop)\n", flush=True)
+    return launch.run_dashboard(port, address)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -170,6 +169,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--force", action="store_true", help="re-run every stage even if it already completed")
     parser.add_argument("--no-app", action="store_true", help="stop after the release instead of starting the app")
     parser.add_argument("--port", type=int, default=8501, help="port for the Streamlit app (default 8501)")
+    parser.add_argument("--address", default=None,
+                        help="address the app binds to (default: DASHBOARD_ADDRESS, 127.0.0.1); a non-local "
+                             "address needs a login (DASHBOARD_PASSWORD_HASH or Streamlit OIDC)")
     parser.add_argument("--no-venv", action="store_true",
                         help="run with this Python instead of creating/using the project's .venv")
     return parser.parse_args(argv)
@@ -179,6 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     settings = get_settings()
     setup_logging(settings.log_level)
+    address = args.address or settings.dashboard_address
+    if not args.no_app:
+        launch.check_dashboard_access(settings, address)  # refuse before a long run, not after it
     stages = pipeline_stages(args.fast)
     keys = stage_keys(stages, settings, args.fast)
     state_path = Artifacts.from_settings(settings).pipeline_state
@@ -195,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.no_app:
         print("\nPipeline complete. Start the dashboard with: streamlit run app.py", flush=True)
         return 0
-    return start_app(args.port)
+    return start_app(args.port, address)
 
 
 if __name__ == "__main__":

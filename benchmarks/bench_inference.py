@@ -26,6 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from config import get_settings  # noqa: E402
+from intent_pipeline import backends  # noqa: E402
 from intent_pipeline.artifacts import Artifacts, ModelFiles  # noqa: E402
 from intent_pipeline.cli import run_cli  # noqa: E402
 from intent_pipeline.errors import PipelineError  # noqa: E402
@@ -48,7 +49,7 @@ SAMPLE_TEXTS = (
     "hi",
     "What are your opening hours on sunday",
 )
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS = backends.BACKEND_NAMES
 
 
 def pick_model_dir(arg: Path | None) -> Path:

@@ -8,9 +8,9 @@ Plotly figures. app.py only lays them out.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +33,8 @@ SECRET_SETTINGS = {
     "HF_REPO_ID": "hf_repo_id",
     "DATABASE_URL": "database_url",
     "MODEL_SOURCE": "model_source",
+    "DASHBOARD_PASSWORD_HASH": "dashboard_password_hash",
+    "DASHBOARD_REVIEWERS": "dashboard_reviewers",
 }
 HEADLINE_METRICS = ("accuracy", "macro_f1", "weighted_f1", "ece", "fallback_rate", "coverage")
 PLOT_FILES = {"reliability": artifacts.RELIABILITY_PNG, "confidence histogram": artifacts.CONFIDENCE_HISTOGRAM_PNG}
@@ -62,47 +64,35 @@ def apply_rule(prediction: Prediction, rule: FallbackRule) -> tuple[str, bool]:
     return (rule.label if is_fallback else prediction.top_intent), is_fallback
 
 
-def mask_texts(masker: Any, texts: Sequence[str], max_chars: int = 0) -> list[str]:
-    """Clean and PII-mask whole texts, then cut them to `max_chars` (0: no limit), before the model or
-    the log sees them (see intent_pipeline.pii.engine.mask_then_truncate)."""
-    from intent_pipeline.pii.engine import mask_then_truncate
-
-    return [text for text, _ in mask_then_truncate(masker, texts, max_chars)]
-
-
-@dataclass
-class Answer:
-    """One message as the app answered it: what the model saw, what it said, and how fast."""
-
-    prediction: Prediction
-    masked: str  # cleaned + PII-masked text: the only form that is logged
-    truncated: bool
-    chars: int  # length of the message as typed
-    latency_ms: float
-
-
-def answer_message(classifier: Any, masker: Any, message: str, rule: FallbackRule, max_chars: int) -> Answer:
-    """Clean, mask, truncate and classify one message; latency covers all of it."""
-    from intent_pipeline.pii.engine import mask_then_truncate
-
-    started = time.perf_counter()
-    [(masked, truncated)] = mask_then_truncate(masker, [message], max_chars)
-    [prediction] = classifier.predict([masked], top_k=3, fallback=rule)
-    return Answer(prediction, masked, truncated, len(message), (time.perf_counter() - started) * 1000)
-
-
 def top_k_frame(prediction: Prediction) -> pd.DataFrame:
     return pd.DataFrame(prediction.top_k, columns=["intent", "confidence"])
 
 
 # ---------------------------------------------------------------- batch uploads
 
-def read_upload(data: bytes, max_rows: int = 0) -> pd.DataFrame:
-    """Parse an uploaded CSV; any problem becomes a one-line PipelineError."""
+def check_upload_size(size: int, max_bytes: int) -> None:
+    """Refuse an upload over `max_bytes` before anything reads it."""
+    if max_bytes and size > max_bytes:
+        raise PipelineError(f"the uploaded file has {size / 1e6:.1f} MB; the dashboard takes at most {max_bytes / 1e6:.0f} MB")
+
+
+def upload_digest(data: bytes) -> str:
+    """Content hash of an upload: the same file gives the same key, whatever its name."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_upload(data: bytes, max_rows: int = 0, max_bytes: int = 0) -> pd.DataFrame:
+    """Parse an uploaded CSV; any problem becomes a one-line PipelineError.
+
+    The size is checked before parsing, and at most `max_rows + 1` rows are parsed: enough to know
+    the file is too long without reading all of it.
+    """
+    check_upload_size(len(data), max_bytes)
     if not data.strip():
         raise PipelineError("the uploaded file is empty")
     try:
-        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding="utf-8-sig",
+                            nrows=max_rows + 1 if max_rows else None)
     except UnicodeDecodeError:
         raise PipelineError("the uploaded file is not UTF-8 text; save it as CSV (UTF-8)") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
@@ -110,7 +100,7 @@ def read_upload(data: bytes, max_rows: int = 0) -> pd.DataFrame:
     if frame.empty:
         raise PipelineError("the uploaded CSV has a header but no rows")
     if max_rows and len(frame) > max_rows:
-        raise PipelineError(f"the uploaded CSV has {len(frame)} rows; the dashboard takes at most {max_rows}")
+        raise PipelineError(f"the uploaded CSV has more than {max_rows:,} rows; the dashboard takes at most {max_rows:,}")
     return frame
 
 
@@ -119,14 +109,16 @@ def find_text_column(columns: Sequence[str]) -> str:
     return find_column(columns, TEXT_COLUMNS, "text", "the uploaded CSV")
 
 
-def batch_frame(frame: pd.DataFrame, masked: Sequence[str], predictions: Sequence[Prediction]) -> pd.DataFrame:
-    """The upload with the masked text and the answer for every row appended."""
+def batch_frame(frame: pd.DataFrame, masked: Sequence[str], predictions: Sequence[Prediction],
+                rule: FallbackRule | None = None) -> pd.DataFrame:
+    """The upload with the masked text and the answer for every row appended (under `rule` if given)."""
+    answers = [apply_rule(p, rule) if rule is not None else (p.intent, p.is_fallback) for p in predictions]
     out = frame.copy()
     out["masked_text"] = list(masked)
-    out["intent"] = [p.intent for p in predictions]
+    out["intent"] = [intent for intent, _ in answers]
     out["top_intent"] = [p.top_intent for p in predictions]
     out["confidence"] = [round(p.confidence, 4) for p in predictions]
-    out["is_fallback"] = [p.is_fallback for p in predictions]
+    out["is_fallback"] = [is_fallback for _, is_fallback in answers]
     return out
 
 

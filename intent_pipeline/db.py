@@ -2,12 +2,20 @@
 writes that later stages, the app and the API share, so none of them writes SQL itself.
 
 Works on SQLite (the embedded default) and MySQL/MariaDB (utf8mb4). `ensure_schema()` creates what
-is missing and adds columns and indexes that a newer schema introduced, so upgrades need no manual step.
+is missing and adds columns and indexes that a newer schema introduced; only stage 2
+(`load_to_mysql.py`, or `load_to_mysql.py --schema-only`) and the batch stages call it through
+`connect()`. Servers (the API) use `open_existing()`, which checks the schema and never alters it,
+so several server processes can start at once against one database.
+
+SQLite runs in WAL mode with a busy timeout, so the app, the API and a stage can share one file:
+readers never block the writer, and a writer waits for another instead of failing at once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,6 +39,15 @@ LongText = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 UtcNow = sa.func.current_timestamp()
 MYSQL_UNKNOWN_DATABASE = 1049
+FEEDBACK_PENDING, FEEDBACK_APPROVED, FEEDBACK_REJECTED = "pending", "approved", "rejected"
+FEEDBACK_STATUSES = (FEEDBACK_PENDING, FEEDBACK_APPROVED, FEEDBACK_REJECTED)
+# How long a SQLite writer waits for another one (the app and the API share the file) before failing.
+SQLITE_BUSY_TIMEOUT_S = 30
+HOW_TO_CREATE_SCHEMA = "run `python load_to_mysql.py --schema-only` (stage 2) to create or upgrade it"
+
+
+class SchemaError(PipelineError):
+    """The database is reachable but its schema is missing or older than this code's."""
 
 
 def utc_now() -> datetime:
@@ -87,6 +104,10 @@ feedback = sa.Table(
     sa.Column("correct_label", sa.String(191), nullable=False),
     sa.Column("is_correct", sa.Boolean, nullable=False),
     sa.Column("model_version", sa.String(128), nullable=False, server_default=""),
+    # Review: only approved rows reach training. Rows that predate the column become pending, never trusted.
+    sa.Column("status", sa.String(16), nullable=False, server_default=FEEDBACK_PENDING, index=True),
+    sa.Column("reviewed_at", sa.DateTime, nullable=True),
+    sa.Column("reviewed_by", sa.String(191), nullable=False, server_default=""),
     mysql_charset="utf8mb4",
     mysql_collate="utf8mb4_bin",
 )
@@ -107,6 +128,18 @@ def _create_mysql_database(url: sa.URL) -> None:
         server.dispose()
 
 
+def _create_private_file(path: Path) -> None:
+    """Create an empty SQLite file readable by its owner only (it holds customer messages); SQLite
+    gives its journal and WAL files the same mode. An existing file keeps the mode its owner chose."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise PipelineError(f"cannot create the SQLite database {path}: {exc.strerror}") from None
+
+
 def make_engine(url: str) -> Engine:
     """Create an engine for `url`; SQLite's folder and a missing MySQL database are created.
 
@@ -120,13 +153,16 @@ def make_engine(url: str) -> Engine:
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _create_private_file(Path(parsed.database))
+        kwargs.update(connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
     elif backend in {"mysql", "mariadb"}:
         if "charset" not in parsed.query:
             parsed = parsed.update_query_dict({"charset": "utf8mb4"})
         kwargs.update(pool_pre_ping=True, pool_recycle=3600, connect_args={"connect_timeout": 10})
     try:
         engine = sa.create_engine(parsed, **kwargs)
+        if backend == "sqlite":
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
         try:
             _ping(engine)
         except OperationalError as exc:
@@ -139,6 +175,26 @@ def make_engine(url: str) -> Engine:
     except (SQLAlchemyError, ModuleNotFoundError) as exc:
         raise PipelineError(f"cannot connect to database {mask_url(url)}: {_first_line(exc)}") from None
     return engine
+
+
+def describe_url(url: str) -> str:
+    """Backend and database name only (`sqlite: intent_pipeline.db`, `mysql: shop`): no host, user or password."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return "invalid DATABASE_URL"
+    name = Path(parsed.database).name if parsed.get_backend_name() == "sqlite" and parsed.database else parsed.database
+    return f"{parsed.get_backend_name()}: {name or '(default)'}"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        # WAL is a property of the file (kept once set); in-memory databases answer "memory" and carry on.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+    finally:
+        cursor.close()
 
 
 def _ping(engine: Engine) -> None:
@@ -193,8 +249,45 @@ def ensure_schema(engine: Engine) -> None:
                 index.create(engine)
 
 
+def schema_problems(engine: Engine) -> list[str]:
+    """What the database lacks of this code's schema (tables, columns, indexes); empty when current."""
+    inspector = sa.inspect(engine)
+    present = set(inspector.get_table_names())
+    problems = []
+    for table in metadata.sorted_tables:
+        if table.name not in present:
+            problems.append(f"table {table.name} is missing")
+            continue
+        columns = {col["name"] for col in inspector.get_columns(table.name)}
+        missing = [column.name for column in table.columns if column.name not in columns]
+        index_names = {ix["name"] for ix in inspector.get_indexes(table.name)}
+        index_names |= {uc["name"] for uc in inspector.get_unique_constraints(table.name)}
+        missing += [f"index {index.name}" for index in table.indexes if index.name not in index_names]
+        if missing:
+            problems.append(f"{table.name} lacks {', '.join(missing)}")
+    return problems
+
+
+def open_existing(url: str) -> Engine:
+    """Engine for a server: the schema must be current already (stage 2 creates it); never alters it.
+
+    Raises PipelineError when the database is unreachable, SchemaError when its schema is missing or old.
+    """
+    engine = make_engine(url)
+    try:
+        problems = schema_problems(engine)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise PipelineError(f"cannot read the schema of {mask_url(url)}: {_first_line(exc)}") from None
+    if problems:
+        engine.dispose()
+        raise SchemaError(f"the database {mask_url(url)} has no current schema ({'; '.join(problems)}): "
+                          f"{HOW_TO_CREATE_SCHEMA}")
+    return engine
+
+
 def connect(url: str) -> Engine:
-    """Engine with the schema in place: what every stage and the app call."""
+    """Engine with the schema created or upgraded: what stage 2 and the batch stages call."""
     engine = make_engine(url)
     try:
         ensure_schema(engine)
@@ -273,9 +366,10 @@ def save_feedback(
     prediction_id: int | None = None,
     model_version: str = "",
 ) -> int:
-    """Record a user's verdict on a prediction and return the feedback id.
+    """Record a user's verdict on a prediction, pending review, and return the feedback id.
 
-    `text` must be the PII-masked text; `is_correct` is derived (predicted == correct).
+    `text` must be the PII-masked text; `is_correct` is derived (predicted == correct). Nothing
+    reaches training until a reviewer approves it (`review_feedback`).
     `prediction_id` (optional) links to `predictions.id` as returned by `log_predictions`.
     """
     if not str(correct_label).strip():
@@ -292,9 +386,63 @@ def save_feedback(
         return int(conn.execute(feedback.insert().values(**row)).inserted_primary_key[0])
 
 
-def read_feedback(engine: Engine) -> pd.DataFrame:
-    """All feedback ordered by id. Columns: id, created_at, prediction_id, text, predicted_label,
-    correct_label, is_correct (bool), model_version."""
-    frame = _frame(engine, sa.select(feedback).order_by(feedback.c.id), [c.name for c in feedback.columns])
+FEEDBACK_COLUMNS = [c.name for c in feedback.columns]
+
+
+def read_feedback(engine: Engine, status: str | None = None, *, reviewed_since: datetime | None = None,
+                  limit: int | None = None, newest_first: bool = False) -> pd.DataFrame:
+    """Feedback rows ordered by id (oldest first unless `newest_first`), optionally only one `status`
+    and only those reviewed at or after `reviewed_since` (naive UTC). Columns: id, created_at,
+    prediction_id, text, predicted_label, correct_label, is_correct (bool), model_version, status,
+    reviewed_at, reviewed_by."""
+    query = sa.select(feedback).order_by(feedback.c.id.desc() if newest_first else feedback.c.id)
+    if status is not None:
+        if status not in FEEDBACK_STATUSES:
+            raise PipelineError(f"unknown feedback status {status!r}; use one of {', '.join(FEEDBACK_STATUSES)}")
+        query = query.where(feedback.c.status == status)
+    if reviewed_since is not None:
+        query = query.where(feedback.c.reviewed_at >= reviewed_since)
+    if limit is not None:
+        query = query.limit(int(limit))
+    frame = _frame(engine, query, FEEDBACK_COLUMNS)
     frame["is_correct"] = frame["is_correct"].astype(bool)
     return frame
+
+
+def count_feedback(engine: Engine) -> dict[str, int]:
+    """Number of feedback rows per status (every status present, 0 when none)."""
+    query = sa.select(feedback.c.status, sa.func.count()).group_by(feedback.c.status)
+    with engine.connect() as conn:
+        counts = {str(status): int(n) for status, n in conn.execute(query).all()}
+    return {status: counts.get(status, 0) for status in FEEDBACK_STATUSES}
+
+
+def review_feedback(engine: Engine, ids: Iterable[int], status: str, reviewer: str = "") -> int:
+    """Mark pending feedback rows approved or rejected; returns how many changed.
+
+    Only rows still pending change, so two reviewers deciding the same row cannot overwrite each
+    other, and a decision is final (a rejected row is never approved later by a stale page).
+    """
+    if status not in (FEEDBACK_APPROVED, FEEDBACK_REJECTED):
+        raise PipelineError(f"a review decides {FEEDBACK_APPROVED} or {FEEDBACK_REJECTED}, not {status!r}")
+    ids = sorted({int(i) for i in ids})
+    if not ids:
+        return 0
+    stmt = (feedback.update()
+            .where(feedback.c.id.in_(ids), feedback.c.status == FEEDBACK_PENDING)
+            .values(status=status, reviewed_at=utc_now(), reviewed_by=str(reviewer)[:191]))
+    with engine.begin() as conn:
+        return int(conn.execute(stmt).rowcount)
+
+
+def curated_labels(engine: Engine, texts: Iterable[str]) -> dict[str, str]:
+    """{text: label} of the `messages` rows whose text is identical to one of `texts` (looked up by text_hash)."""
+    by_hash = {hashlib.sha256(str(t).encode("utf-8")).hexdigest(): str(t) for t in texts}
+    found: dict[str, str] = {}
+    hashes = list(by_hash)
+    with engine.connect() as conn:
+        for start in range(0, len(hashes), 500):  # keep each IN (...) list well below driver limits
+            query = sa.select(messages.c.text_hash, messages.c.label).where(
+                messages.c.text_hash.in_(hashes[start:start + 500]))
+            found.update({by_hash[h]: str(label) for h, label in conn.execute(query).all()})
+    return found

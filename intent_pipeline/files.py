@@ -26,10 +26,12 @@ def _set_final_mode(tmp_name: str, path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: Path | str) -> Iterator[Path]:
+def atomic_path(path: Path | str, mode: int | None = None) -> Iterator[Path]:
     """Yield a temp path beside `path` for libraries that write by file name; renamed on success.
 
     A crash or interrupt midway leaves any previous file untouched and no partial file behind.
+    `mode` (e.g. 0o600 for secrets) sets the file's permissions; by default a new file gets what a
+    plain open() would give and a replaced file keeps its mode. The temp file is 0600 throughout.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -37,7 +39,10 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp_name)
-        _set_final_mode(tmp_name, path)
+        if mode is None:
+            _set_final_mode(tmp_name, path)
+        else:
+            os.chmod(tmp_name, mode)
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -46,21 +51,23 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_write(path: Path | str, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
+def atomic_write(path: Path | str, mode: str = "w", encoding: str | None = "utf-8",
+                 permissions: int | None = None) -> Iterator[IO[Any]]:
     """Open a temp file beside `path` for writing; it replaces `path` only if the block succeeds."""
-    with atomic_path(path) as tmp, open(tmp, mode, encoding=None if "b" in mode else encoding) as handle:
+    with atomic_path(path, permissions) as tmp, open(tmp, mode, encoding=None if "b" in mode else encoding) as handle:
         yield handle
         handle.flush()
         os.fsync(handle.fileno())
 
 
-def write_text_atomic(path: Path | str, text: str) -> None:
-    with atomic_write(path) as handle:
+def write_text_atomic(path: Path | str, text: str, permissions: int | None = None) -> None:
+    with atomic_write(path, permissions=permissions) as handle:
         handle.write(text)
 
 
-def write_json_atomic(path: Path | str, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+def write_json_atomic(path: Path | str, obj: Any, permissions: int | None = None) -> None:
+    """`permissions=0o600` for files holding secrets (readable by the owner only)."""
+    write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", permissions)
 
 
 def write_csv_atomic(frame: Any, path: Path | str) -> None:

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from config import get_settings
+from intent_pipeline.backends import ONNX as ONNX_BACKEND
+from intent_pipeline.backends import ONNX_INT8 as ONNX_INT8_BACKEND
 from intent_pipeline.artifacts import MODEL_CONFIG, ONNX_DIR, ONNX_EXPORT_INFO, ONNX_FP32, ONNX_INT8
 from intent_pipeline.cli import run_cli
 from intent_pipeline.errors import PipelineError
@@ -38,7 +40,7 @@ DEFAULT_OPSET = 17
 FP32_ATOL = 1e-4
 # Positional order of BERT-family forward(); the legacy exporter binds example inputs by position.
 INPUT_ORDER = ("input_ids", "attention_mask", "token_type_ids")
-BACKEND_FILES = {"onnx": ONNX_FP32, "onnx-int8": ONNX_INT8}
+BACKEND_FILES = {ONNX_BACKEND: ONNX_FP32, ONNX_INT8_BACKEND: ONNX_INT8}
 
 # Check texts of different lengths, so the check runs padded batches like serving does.
 CHECK_TEXTS = (
@@ -179,20 +181,20 @@ def export_onnx(model_dir: Path | str, quantize: bool = True, opset: int = DEFAU
     out_dir.mkdir(parents=True, exist_ok=True)
     # Drop the export record first: a crash midway must not leave old info vouching for new files.
     (out_dir / ONNX_EXPORT_INFO).unlink(missing_ok=True)
-    paths = {"onnx": out_dir / ONNX_FP32}
+    paths = {ONNX_BACKEND: out_dir / ONNX_FP32}
     log.info("exporting %s to ONNX (opset %d)", model_dir, opset)
-    _export_fp32(model, tokenizer, paths["onnx"], opset)
-    fp32_diff, fp32_agree = _compare(model, tokenizer, paths["onnx"], max_length)
+    _export_fp32(model, tokenizer, paths[ONNX_BACKEND], opset)
+    fp32_diff, fp32_agree = _compare(model, tokenizer, paths[ONNX_BACKEND], max_length)
     if fp32_diff > FP32_ATOL:
-        paths["onnx"].unlink(missing_ok=True)
+        paths[ONNX].unlink(missing_ok=True)
         raise PipelineError(f"ONNX export of {model_dir} disagrees with PyTorch (max prob diff {fp32_diff:.2e})")
     info: dict = {"opset": opset, "source_sha256": weights_digest(model_dir), "max_length": max_length,
                   "fp32": {"file": ONNX_FP32, "max_prob_diff": fp32_diff, "top1_agreement": fp32_agree}}
     if quantize:
-        paths["onnx-int8"] = out_dir / ONNX_INT8
+        paths[ONNX_INT8_BACKEND] = out_dir / ONNX_INT8
         log.info("quantizing to int8 (dynamic, QInt8 weights)")
-        _quantize_int8(paths["onnx"], paths["onnx-int8"])
-        int8_diff, int8_agree = _compare(model, tokenizer, paths["onnx-int8"], max_length)
+        _quantize_int8(paths[ONNX_BACKEND], paths[ONNX_INT8_BACKEND])
+        int8_diff, int8_agree = _compare(model, tokenizer, paths[ONNX_INT8_BACKEND], max_length)
         info["int8"] = {"file": ONNX_INT8, "max_prob_diff": int8_diff, "top1_agreement": int8_agree}
     else:
         (out_dir / ONNX_INT8).unlink(missing_ok=True)  # an int8 file from older weights would be stale

@@ -85,6 +85,7 @@ class PiiDigests:
         return len(seen)
 
     def save(self, path: Path) -> None:
+        """Write the digests readable by the owner only: salt + digest lets anyone test a guessed value."""
         write_json_atomic(path, {
             "algorithm": "sha256(salt + value); value = lower-case, whitespace-folded, edge punctuation stripped",
             "salt": self.salt,
@@ -92,7 +93,7 @@ class PiiDigests:
             "counts": dict(Counter(self.by_digest.values())),
             "dropped_as_words_of_the_data": self.words_dropped,
             "values": [{"type": t, "digest": d} for d, t in sorted(self.by_digest.items())],
-        })
+        }, permissions=0o600)
 
     @classmethod
     def load(cls, path: Path | str) -> "PiiDigests":

@@ -5,8 +5,9 @@ Texts are normalised with `normalize_for_model` (as in training) and scored in b
 fallback rule (confidence threshold + top-2 margin, tuned on validation by stage 5) turns unsure
 answers into the fallback label.
 
-Backends: 'torch' (PyTorch) or 'onnx' / 'onnx-int8' (ONNX Runtime graphs written at release time by
-`intent_pipeline.onnx_export`); both give the same probabilities (fp32 within 1e-4).
+Runtimes live in `intent_pipeline.backends`: 'torch' (PyTorch) or 'onnx' / 'onnx-int8' (ONNX Runtime
+graphs written at release time by `intent_pipeline.onnx_export`; fp32 matches PyTorch within 1e-4),
+and 'auto' picks the fastest one the release vouches for.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from config import get_settings
+from intent_pipeline import backends
 from intent_pipeline.artifacts import MODEL_CONFIG, RELEASE_INFO, THRESHOLDS, TRAINING_CONFIG, ModelFiles
+from intent_pipeline.backends import Backend
 from intent_pipeline.errors import PipelineError
 from intent_pipeline.text import normalize_for_model
 
@@ -55,31 +58,38 @@ class Prediction:
         return data
 
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
-
-
 class IntentClassifier:
     """A fine-tuned sequence classifier plus its label map, fallback rule and version info.
 
-    `backend` is 'torch' (PyTorch, `self.model`) or 'onnx' / 'onnx-int8' (ONNX Runtime,
-    `self.session`; `self.model` is then None). `labels` come from the model config either way.
+    `runtime` is the loaded `intent_pipeline.backends.Backend`; `backend` its name and
+    `backend_reason` why it was chosen. `model` (PyTorch) or `session` (ONNX Runtime) expose the
+    runtime's own object; the other is None. `labels` come from the model config either way.
     """
 
     def __init__(
-        self, model_dir: Path, model, tokenizer, max_length: int, fallback: FallbackRule, info: dict,
-        *, labels: list[str] | None = None, session=None, backend: str = "torch",
+        self, model_dir: Path, runtime: Backend, tokenizer, max_length: int, fallback: FallbackRule, info: dict,
+        labels: list[str], backend_reason: str = "",
     ):
         self.model_dir = model_dir
-        self.model = model
+        self.runtime = runtime
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.fallback = fallback
         self.info = info
-        self.session = session
-        self.backend = backend
-        if labels is None:
-            labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
         self.labels: list[str] = labels
+        self.backend_reason = backend_reason or f"INFERENCE_BACKEND={runtime.name}"
+
+    @property
+    def backend(self) -> str:
+        return self.runtime.name
+
+    @property
+    def model(self):
+        return getattr(self.runtime, "model", None)
+
+    @property
+    def session(self):
+        return getattr(self.runtime, "session", None)
 
     @property
     def version(self) -> str:
@@ -92,21 +102,22 @@ class IntentClassifier:
     @classmethod
     def load(
         cls, model_dir: Path | str, max_length: int | None = None, fallback_label: str | None = None,
-        backend: str = "torch", num_threads: int | None = None,
+        backend: str = backends.TORCH, num_threads: int | None = None,
     ) -> "IntentClassifier":
-        """Load a model folder with `backend` (torch | onnx | onnx-int8, e.g. settings.inference_backend).
+        """Load a model folder with `backend` (auto | torch | onnx | onnx-int8: settings.inference_backend).
 
         `max_length` (tokens per text) defaults to the one the model was trained with (its training
         config), else MAX_LENGTH; `fallback_label` defaults to FALLBACK_LABEL. An explicit value wins.
 
-        An ONNX backend whose file is missing, stale or unloadable falls back to PyTorch with a
-        logged warning, so a release without an export still serves.
+        'auto' picks the fastest runtime the release vouches for (`backends.choose_backend`). An
+        ONNX backend whose file is missing, stale or unloadable falls back to the next candidate
+        (finally PyTorch) with a logged warning, so a release without an export still serves.
         """
         from transformers import AutoConfig, AutoTokenizer
 
         model_dir = Path(model_dir)
-        if backend not in BACKENDS:
-            raise PipelineError(f"INFERENCE_BACKEND must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if backend not in backends.SETTING_VALUES:
+            raise PipelineError(f"INFERENCE_BACKEND must be one of {', '.join(backends.SETTING_VALUES)}, got {backend!r}")
         if not (model_dir / MODEL_CONFIG).is_file():
             raise PipelineError(
                 f"no model at {model_dir}: run `python finetune_bert.py` (or set MODEL_DIR / MODEL_SOURCE)"
@@ -127,12 +138,8 @@ class IntentClassifier:
         if (model_dir / THRESHOLDS).is_file():
             raw = json.loads((model_dir / THRESHOLDS).read_text(encoding="utf-8"))
             fallback = FallbackRule(float(raw.get("threshold", 0.0)), float(raw.get("margin", 0.0)), fallback_label)
-        session = _onnx_session(model_dir, backend, num_threads) if backend != "torch" else None
-        if session is not None:
-            return cls(model_dir, None, tokenizer, max_length, fallback, info,
-                       labels=labels, session=session, backend=backend)
-        return cls(model_dir, _torch_model(model_dir, num_threads), tokenizer, max_length, fallback, info,
-                   labels=labels, backend="torch")
+        runtime, reason = backends.load_backend(model_dir, backends.choose_backend(backend, info), num_threads)
+        return cls(model_dir, runtime, tokenizer, max_length, fallback, info, labels, reason)
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """Class probabilities, shape (len(texts), n_labels), in the model's label order."""
@@ -151,17 +158,9 @@ class IntentClassifier:
 
     def _score(self, batch: list[str]) -> np.ndarray:
         """Probabilities for one batch of already-normalised texts."""
-        if self.session is not None:
-            from intent_pipeline.onnx_export import ort_feed, softmax
-
-            enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="np")
-            return softmax(self.session.run(None, ort_feed(self.session, enc))[0].astype(np.float32))
-        import torch
-
-        enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-        with torch.inference_mode():
-            logits = self.model(**enc).logits
-        return torch.softmax(logits.float(), dim=-1).numpy()
+        enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length,
+                             return_tensors=self.runtime.tensors)
+        return self.runtime.probabilities(enc)
 
     def predict(
         self, texts: Sequence[str], top_k: int = 3, fallback: FallbackRule | None = None, batch_size: int = 64
@@ -198,31 +197,3 @@ def model_max_length(model_dir: Path | str) -> int:
         if recorded:
             return int(recorded)
     return get_settings().max_length
-
-
-def _torch_model(model_dir: Path, num_threads: int | None):
-    import torch  # heavy; imported here so importing this module stays cheap
-    from transformers import AutoModelForSequenceClassification
-
-    if num_threads:
-        torch.set_num_threads(num_threads)
-    try:
-        model = AutoModelForSequenceClassification.from_pretrained(model_dir)
-    except (OSError, ValueError) as exc:
-        raise PipelineError(f"model at {model_dir} cannot be loaded: {str(exc).splitlines()[0]}") from None
-    return model.eval()
-
-
-def _onnx_session(model_dir: Path, backend: str, num_threads: int | None):
-    """An ORT session for `backend`, or None (with a warning) when PyTorch has to serve instead."""
-    from intent_pipeline.onnx_export import onnx_file, ort_session, stale_reason
-
-    path = onnx_file(model_dir, backend)
-    reason = stale_reason(model_dir) if path.is_file() else f"{path} is missing"
-    if reason is None:
-        try:
-            return ort_session(path, num_threads)
-        except Exception as exc:  # onnxruntime raises its own exception types; any failure means "use torch"
-            reason = f"onnxruntime cannot load {path} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
-    log.warning("INFERENCE_BACKEND=%s unavailable, falling back to PyTorch: %s", backend, reason)
-    return None

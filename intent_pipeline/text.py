@@ -34,3 +34,8 @@ def clean_text(text: object) -> str:
         elif category not in ("Cf", "Cs", "Co", "Cn"):
             kept.append(char)  # zero-width and unassigned characters vanish without a trace
     return _SPACES.sub(" ", "".join(kept)).strip()
+
+
+def is_blank(text: str) -> bool:
+    """True when `text` has nothing to classify: only whitespace, control or zero-width/format characters."""
+    return all(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Zs", "Zl", "Zp") for ch in text)

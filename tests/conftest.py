@@ -125,6 +125,24 @@ def untrained_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def untrained_release_dir(untrained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`untrained_model_dir` as a release folder (files symlinked) with a small metrics.json, for the API tests.
+
+    metrics.json: {"test": {"macro_f1": 0.91, "per_class": [1, 2]}, "accuracy": 0.9}. No ONNX graphs,
+    no release.json: INFERENCE_BACKEND=auto serves PyTorch here. Read-only.
+    """
+    import json
+
+    folder = tmp_path_factory.mktemp("untrained_release") / "v1"
+    folder.mkdir()
+    for item in untrained_model_dir.iterdir():
+        if item.is_file():
+            (folder / item.name).symlink_to(item)
+    (folder / "metrics.json").write_text(json.dumps({"test": {"macro_f1": 0.91, "per_class": [1, 2]}, "accuracy": 0.9}))
+    return folder
+
+
+@pytest.fixture(scope="session")
 def tiny_release(untrained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A local model registry holding one release, published by the real stage 6 code (push_model.publish).
 

@@ -286,6 +286,7 @@ def test_cleaned_csv_is_written_before_the_pii_digests(settings_env: Path, maske
     write_raw(settings_env / "raw.csv", ["text", "label"], [["Get bill# 85632.", "request_bill"]])
     assert run_stage() == 0
     digests = settings_env / "artifacts" / "pii_values.json"
+    assert digests.stat().st_mode & 0o777 == 0o600  # salted digests of raw PII: owner only
     before = digests.read_text()
     write_raw(settings_env / "raw.csv", ["text", "label"], [["Get bill# 12345.", "request_bill"]])
 

@@ -137,3 +137,51 @@ def test_load_max_length_explicit_wins_else_training_config_else_setting(
     assert explicit.max_length == 20 and explicit.fallback.label == "other_label"
     (model_dir / "training_config.json").unlink()
     assert IntentClassifier.load(model_dir).max_length == 40  # no training config: MAX_LENGTH
+
+
+def _with_onnx(exported: Path, dst: Path, release: dict | None) -> Path:
+    model_dir = _linked_copy(exported, dst)
+    (model_dir / "onnx").symlink_to(exported / "onnx")
+    if release is not None:
+        (model_dir / "release.json").write_text(json.dumps(release))
+    return model_dir
+
+
+@pytest.mark.parametrize(
+    ("release", "expected", "why"),
+    [
+        ({"onnx_int8_macro_f1": 0.912, "onnx_int8_delta": -0.004}, "onnx-int8", "within 0.5"),
+        ({"onnx_int8_macro_f1": 0.95, "onnx_int8_delta": 0.01}, "onnx-int8", "+1.00 points"),
+        ({"onnx_int8_macro_f1": 0.90, "onnx_int8_delta": -0.006}, "onnx", "more than 0.5 lost"),
+        ({"version": "v3"}, "onnx", "records no int8 test macro-F1"),
+        (None, "onnx", "records no int8 test macro-F1"),
+    ],
+)
+def test_auto_serves_int8_only_when_the_release_vouches_for_it(
+    exported: Path, tmp_path: Path, release: dict | None, expected: str, why: str
+) -> None:
+    clf = IntentClassifier.load(_with_onnx(exported, tmp_path / "m", release), backend="auto")
+    assert clf.backend == expected and clf.backend_reason.startswith("auto:") and why in clf.backend_reason
+
+
+def test_auto_without_graphs_serves_torch_and_says_why(exported: Path, tmp_path: Path) -> None:
+    model_dir = _linked_copy(exported, tmp_path / "m")
+    (model_dir / "release.json").write_text(json.dumps({"onnx_int8_delta": 0.0}))
+    clf = IntentClassifier.load(model_dir, backend="auto")
+    assert clf.backend == "torch" and clf.model is not None
+    assert "onnx-int8 unavailable" in clf.backend_reason and "onnx unavailable" in clf.backend_reason
+
+
+def test_an_explicit_backend_wins_over_auto(exported: Path, tmp_path: Path) -> None:
+    model_dir = _with_onnx(exported, tmp_path / "m", {"onnx_int8_delta": 0.0})
+    for backend in ("torch", "onnx", "onnx-int8"):
+        clf = IntentClassifier.load(model_dir, backend=backend)
+        assert clf.backend == backend and clf.backend_reason == f"INFERENCE_BACKEND={backend}"
+
+
+def test_backend_names_are_defined_once() -> None:
+    from intent_pipeline import backends
+
+    assert backends.BACKEND_NAMES == ("torch", "onnx", "onnx-int8")
+    assert set(onnx_export.BACKEND_FILES) == {backends.ONNX, backends.ONNX_INT8}
+    assert backends.SETTING_VALUES[0] == "auto"

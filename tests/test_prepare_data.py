@@ -151,11 +151,13 @@ def test_feedback_goes_to_train_only_unless_disabled(db_url: str, settings_env: 
     insert_messages(url, rows)
     engine = db.connect(url)
     relabelled = next(t for t, label in rows if label == "review")
-    db.save_feedback(engine, relabelled, "review", "other")
-    db.save_feedback(engine, "my parcel never showed up, sort it out", "other", "queries_related_to_order")
+    ids = [db.save_feedback(engine, relabelled, "review", "other"),
+           db.save_feedback(engine, "my parcel never showed up, sort it out", "other", "queries_related_to_order")]
+    db.review_feedback(engine, ids, "approved", "test")  # only approved feedback is trained on (tests/test_feedback.py)
     engine.dispose()
     artifacts = settings_env / "artifacts"
-    assert prepare_data.main(["--database-url", url, "--no-augment"]) == 0
+    # The correction of a curated text wins only when the setting says so, and then only in train.
+    assert prepare_data.main(["--database-url", url, "--no-augment", "--feedback-overrides-curated"]) == 0
     splits = read_splits(artifacts)
     train = dict(zip(splits["train"]["text"], splits["train"]["label"]))
     assert train["my parcel never showed up, sort it out"] == "queries_related_to_order"

@@ -1,51 +1,55 @@
-"""The prediction API: endpoints, validation, DB logging (SQLite + MariaDB) and one real uvicorn process."""
+"""The prediction API in-process (TestClient): endpoints, validation, limits, auth, logging, schema checks.
+
+Real model (untrained 3-label head), real spaCy/Presidio masker, real databases. The API as real
+uvicorn processes (ports, overload, workers, replicas on MariaDB) is in test_serve_processes.py.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 import config
 import serve
 from intent_pipeline import db
+from intent_pipeline.serving.api import create_app
 
-from conftest import PROJECT_ROOT, TINY_LABELS
+from conftest import TINY_LABELS
 
 EMAIL = "john.doe@example.com"
+MARKER = "Zebra-Quartz-4471"  # stands in for a customer's message: must never come back in an error
+TOKEN = "t0k3n-for-tests"
 
 
-def _settings(model_dir: Path, database_url: str, **overrides) -> config.Settings:
+def api_settings(model_dir: Path, database_url: str, **overrides) -> config.Settings:
     base = config.get_settings()
-    return dataclasses.replace(base, model_source=str(model_dir), database_url=database_url,
-                               inference_backend="torch", max_text_chars=40, max_batch=3, **overrides)
+    values = dict(model_source=str(model_dir), database_url=database_url, inference_backend="auto",
+                  max_text_chars=40, max_batch=3, api_token="", max_body_bytes=4096)
+    return dataclasses.replace(base, **{**values, **overrides})
+
+
+def with_schema(url: str) -> str:
+    """Create the schema as stage 2 does (the API only checks it)."""
+    db.connect(url).dispose()
+    return url
 
 
 @pytest.fixture(scope="module")
-def release_dir(untrained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The untrained model as a release folder with a metrics.json (files symlinked, not copied)."""
-    folder = tmp_path_factory.mktemp("release") / "v1"
-    folder.mkdir()
-    for item in untrained_model_dir.iterdir():
-        if item.is_file():
-            (folder / item.name).symlink_to(item)
-    (folder / "metrics.json").write_text(json.dumps({"test": {"macro_f1": 0.91, "per_class": [1, 2]}, "accuracy": 0.9}))
-    return folder
+def release_dir(untrained_release_dir: Path) -> Path:
+    return untrained_release_dir
 
 
 @pytest.fixture(scope="module")
-def client(release_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    url = f"sqlite:///{tmp_path_factory.mktemp('serve_db') / 'db.sqlite'}"
-    with TestClient(serve.create_app(_settings(release_dir, url))) as test_client:
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return with_schema(f"sqlite:///{tmp_path_factory.mktemp('serve_db') / 'db.sqlite'}")
+
+
+@pytest.fixture(scope="module")
+def client(release_dir: Path, sqlite_url: str):
+    with TestClient(create_app(api_settings(release_dir, sqlite_url))) as test_client:
         yield test_client
 
 
@@ -68,7 +72,9 @@ def test_predict_one_and_many(client: TestClient) -> None:
         ({}, 'exactly one of "text"'),
         ({"text": "a", "texts": ["b"]}, 'exactly one of "text"'),
         ({"text": "   "}, "text is empty"),
+        ({"text": "\u200b\u200d\ufeff \u2060\t"}, "text is empty"),  # zero-width only: nothing to classify
         ({"texts": ["ok", ""]}, "texts[1] is empty"),
+        ({"texts": ["ok", "\u200c\u00a0"]}, "texts[1] is empty"),
         ({"text": "x" * 41}, "longer than 40 characters"),
         ({"texts": []}, "texts: List should have at least 1 item"),
         ({"texts": ["a", "b", "c", "d"]}, "texts: List should have at most 3 items"),
@@ -87,6 +93,37 @@ def test_bad_requests_get_422_with_a_clear_message(client: TestClient, body: dic
     assert response.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"text": f"call {MARKER} " * 3},  # too long
+        {"texts": ["fine", {"nested": MARKER}]},  # wrong type
+        {"text": "fine", "colour": MARKER},  # extra field
+        {"text": "fine", "top_k": MARKER},  # not an int
+        {"text": "fine", "texts": [MARKER]},  # both
+    ],
+)
+def test_validation_errors_never_echo_the_submitted_text(client: TestClient, body: dict) -> None:
+    response = client.post("/predict", json=body)
+    assert response.status_code == 422, response.text
+    assert MARKER not in response.text
+
+
+def test_malformed_json_is_422_without_echo(client: TestClient) -> None:
+    response = client.post("/predict", content=f'{{"text": "{MARKER}'.encode(),
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 422 and MARKER not in response.text
+
+
+def test_body_over_the_limit_is_413_before_parsing(client: TestClient) -> None:
+    # Not JSON at all: a parser would answer 422; the size check answers first.
+    response = client.post("/predict", content=b"x" * 5000, headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "MAX_BODY_BYTES" in response.json()["error"]
+    response = client.post("/predict", content=b"{}", headers={"content-type": "application/json",
+                                                               "content-length": "zzz"})
+    assert response.status_code == 400
+
+
 def test_top_k_above_the_label_count_gives_every_label(client: TestClient) -> None:
     response = client.post("/predict", json={"text": "where is my order", "top_k": 50})
     assert response.status_code == 200, response.text
@@ -97,28 +134,60 @@ def test_top_k_above_the_label_count_gives_every_label(client: TestClient) -> No
     assert top_k["maximum"] == 100 and "all of them" in top_k["description"]
 
 
+def test_health_ready_model_and_docs(client: TestClient) -> None:
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["db_logging"] is True
+    ready = client.get("/ready")
+    assert ready.status_code == 200 and ready.json()["ready"] is True and ready.json()["queued"] == 0
+    info = client.get("/model").json()
+    assert info["labels"] == TINY_LABELS and info["version"] == "test-untrained"
+    assert info["metrics"] == {"test": {"macro_f1": 0.91}, "accuracy": 0.9}
+    # auto on a release without ONNX graphs: PyTorch, and /model says why
+    assert info["backend"] == "torch" and "auto" in info["backend_reason"] and "onnx unavailable" in info["backend_reason"]
+    assert client.get("/docs").status_code == 200
+    assert "/predict" in client.get("/openapi.json").json()["paths"]
+
+
+def test_bearer_token_guards_every_route_but_health(release_dir: Path, sqlite_url: str) -> None:
+    with TestClient(create_app(api_settings(release_dir, sqlite_url, api_token=TOKEN))) as test_client:
+        assert test_client.get("/health").status_code == 200
+        for method, path in [("post", "/predict"), ("get", "/ready"), ("get", "/model"), ("get", "/docs"),
+                             ("get", "/openapi.json")]:
+            for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+                response = getattr(test_client, method)(path, headers=headers)
+                assert response.status_code == 401, (path, headers)
+                assert response.headers["www-authenticate"] == "Bearer" and TOKEN not in response.text
+        ok = test_client.post("/predict", json={"text": "where is my order"},
+                              headers={"Authorization": f"Bearer {TOKEN}"})
+        assert ok.status_code == 200 and ok.json()["predictions"][0]["intent"] in TINY_LABELS
+
+
+def test_request_timeout_answers_504(release_dir: Path, sqlite_url: str) -> None:
+    with TestClient(create_app(api_settings(release_dir, sqlite_url, request_timeout_s=0.001))) as test_client:
+        response = test_client.post("/predict", json={"text": "where is my order"})
+    assert response.status_code == 504 and "REQUEST_TIMEOUT_S" in response.json()["error"]
+    assert response.headers["retry-after"] == "1"
+
+
 def test_unopenable_database_still_serves(release_dir: Path, tmp_path: Path, caplog) -> None:
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("")  # SQLite cannot create a database inside a file: an OSError, not a PipelineError
-    with TestClient(serve.create_app(_settings(release_dir, f"sqlite:///{not_a_folder}/db.sqlite"))) as test_client:
+    with TestClient(create_app(api_settings(release_dir, f"sqlite:///{not_a_folder}/db.sqlite"))) as test_client:
         assert test_client.get("/health").json()["db_logging"] is False
         response = test_client.post("/predict", json={"text": "where is my order"})
         assert response.status_code == 200 and response.json()["predictions"][0]["intent"] in TINY_LABELS
     assert "predictions will not be logged" in caplog.text
 
 
-def test_health_model_and_docs(client: TestClient) -> None:
-    health = client.get("/health").json()
-    assert health["status"] == "ok" and health["db_logging"] is True
-    info = client.get("/model").json()
-    assert info["labels"] == TINY_LABELS and info["version"] == "test-untrained"
-    assert info["metrics"] == {"test": {"macro_f1": 0.91}, "accuracy": 0.9}
-    assert client.get("/docs").status_code == 200
-    assert "/predict" in client.get("/openapi.json").json()["paths"]
+def test_missing_schema_fails_startup_clearly(release_dir: Path, db_url: str) -> None:
+    with pytest.raises(db.SchemaError, match="table predictions is missing.*load_to_mysql.py --schema-only"):
+        with TestClient(create_app(api_settings(release_dir, db_url))):
+            pass
+    assert db.schema_problems(db.make_engine(db_url))  # the server did not create anything itself
 
 
 def test_predictions_are_logged(release_dir: Path, db_url: str) -> None:
-    with TestClient(serve.create_app(_settings(release_dir, db_url))) as test_client:
+    with TestClient(create_app(api_settings(release_dir, with_schema(db_url)))) as test_client:
         assert test_client.post("/predict", json={"texts": [f"write to {EMAIL}", "hello"]}).status_code == 200
         assert test_client.post("/predict", json={"text": "where is it"}).status_code == 200
     # Leaving the client runs the shutdown hook, which flushes the background log queue.
@@ -129,43 +198,25 @@ def test_predictions_are_logged(release_dir: Path, db_url: str) -> None:
     assert (rows["latency_ms"] > 0).all()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:
+    import sqlalchemy as sa
+
+    with db.make_engine(sqlite_url).connect() as conn:
+        assert conn.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(sa.text("PRAGMA busy_timeout")).scalar() == db.SQLITE_BUSY_TIMEOUT_S * 1000
 
 
-def test_real_uvicorn_process(release_dir: Path, tmp_path: Path) -> None:
-    port = _free_port()
-    env = {**os.environ, "MODEL_SOURCE": str(release_dir), "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite'}",
-           "INFERENCE_BACKEND": "torch", "LOG_LEVEL": "WARNING"}
-    proc = subprocess.Popen([sys.executable, "serve.py", "--port", str(port)], cwd=PROJECT_ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, proc.stdout.read()
-            try:
-                if httpx.get(f"{base}/health", timeout=2).json()["status"] == "ok":
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "server did not come up in 90 s"
-            time.sleep(0.5)
-        response = httpx.post(f"{base}/predict", json={"text": "where is my parcel"}, timeout=30)
-        assert response.status_code == 200 and response.json()["predictions"][0]["intent"] in TINY_LABELS
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-    assert proc.returncode in (0, -15)
-
-
-def test_cli_rejects_bad_port_and_missing_model(settings_env: Path, capsys: pytest.CaptureFixture) -> None:
+def test_cli_rejects_bad_port_missing_model_and_missing_schema(settings_env: Path, release_dir: Path,
+                                                               monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture) -> None:
     from intent_pipeline.cli import run_cli
 
     with pytest.raises(SystemExit) as exit_info:
         serve.main(["--port", "70000"])
-    assert exit_info.value.code == 2 and "--port must be 1-65535" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--port must be 0-65535" in capsys.readouterr().err
     assert run_cli(serve.main, []) == 1  # empty registry: one clear line, no uvicorn trace
     assert capsys.readouterr().err.strip().startswith("error: no release in the local registry")
+    monkeypatch.setenv("MODEL_SOURCE", str(release_dir))  # a release, but the database has no schema yet
+    assert run_cli(serve.main, ["--port", "0"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: the database") and "load_to_mysql.py --schema-only" in err

@@ -1,0 +1,254 @@
+"""The prediction API (FastAPI): routes, validation, micro-batched scoring, backpressure, logging.
+
+POST /predict {"text": ...} or {"texts": [...]} (+ "top_k") -> per message the intent, confidence,
+top-k, fallback flag and the PII-masked text. Requests are queued and scored in micro-batches by
+one worker thread (`batcher.MicroBatcher`); a full queue answers 503 + Retry-After at once, a
+request that waits longer than REQUEST_TIMEOUT_S answers 504. GET /health: the process is alive;
+GET /ready: the model is loaded and the queue is below its high-water mark (503 otherwise);
+GET /model: which release and backend serve, and why. With API_TOKEN set, every route but /health
+needs `Authorization: Bearer <API_TOKEN>`; bodies over MAX_BODY_BYTES get 413 before parsing.
+"""
+
+# No `from __future__ import annotations`: FastAPI must resolve the body model built in create_app().
+import asyncio
+import functools
+import logging
+import os
+import time
+import traceback
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
+
+import config
+from intent_pipeline import db
+from intent_pipeline.errors import PipelineError
+from intent_pipeline.serving.batcher import MicroBatcher, QueueFull, Stopped
+from intent_pipeline.serving.limits import RequestLimits
+from intent_pipeline.serving.logger import PredictionLogger
+from intent_pipeline.serving.service import PredictionService
+from intent_pipeline.text import is_blank
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "api"
+# top_k above the number of labels is clipped (the answer has every label); beyond this it is a client bug.
+MAX_TOP_K = 100
+RETRY_AFTER_S = "1"
+# Parts of a pydantic error that can quote the submitted body; never sent back.
+ECHOING_ERROR_KEYS = ("input", "ctx", "url")
+
+
+class TopK(BaseModel):
+    intent: str
+    confidence: float
+
+
+class PredictionOut(BaseModel):
+    text: str = Field(description="the message after cleaning and PII masking")
+    intent: str = Field(description="the answer: the top intent, or the fallback label when unsure")
+    top_intent: str
+    confidence: float
+    is_fallback: bool
+    top_k: list[TopK]
+
+
+class PredictResponse(BaseModel):
+    model_version: str
+    backend: str
+    latency_ms: float
+    predictions: list[PredictionOut]
+
+
+def request_model(max_chars: int, max_batch: int) -> type[BaseModel]:
+    """The POST /predict body schema, with this deployment's limits baked into validation and docs."""
+
+    class PredictRequest(BaseModel):
+        """One message (`text`) or a batch (`texts`), not both."""
+
+        model_config = ConfigDict(extra="forbid")
+        text: StrictStr | None = Field(None, description=f"one message, 1-{max_chars} characters")
+        texts: list[StrictStr] | None = Field(
+            None, min_length=1, max_length=max_batch, description=f"1-{max_batch} messages"
+        )
+        top_k: StrictInt = Field(3, ge=1, le=MAX_TOP_K, description=(
+            f"how many ranked intents to return (1-{MAX_TOP_K}); more than the model has labels gives all of them"))
+
+        @model_validator(mode="after")
+        def check_messages(self) -> "PredictRequest":
+            if (self.text is None) == (self.texts is None):
+                raise ValueError('send exactly one of "text" (a string) or "texts" (a list of strings)')
+            for i, message in enumerate([self.text] if self.texts is None else self.texts):
+                where = "text" if self.texts is None else f"texts[{i}]"
+                if is_blank(message):
+                    raise ValueError(f"{where} is empty")
+                if len(message) > max_chars:
+                    raise ValueError(f"{where} is longer than {max_chars} characters ({len(message)})")
+            return self
+
+        def messages(self) -> list[str]:
+            return [self.text] if self.texts is None else list(self.texts)
+
+    return PredictRequest
+
+
+def validation_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 with one readable line ('body.texts: ...') and FastAPI's detail list minus anything echoing input."""
+    errors = [{k: v for k, v in err.items() if k not in ECHOING_ERROR_KEYS} for err in exc.errors()]
+    lines = []
+    for err in errors:
+        where = ".".join(str(part) for part in err.get("loc", ()) if part != "body") or "body"
+        lines.append(f"{where}: {str(err.get('msg', 'invalid')).removeprefix('Value error, ')}")
+    return JSONResponse(status_code=422, content={"error": "; ".join(lines), "detail": jsonable_encoder(errors)})
+
+
+def error_handler(request: Request, exc: Exception) -> JSONResponse:
+    # The message may quote a message's text: log where it failed, never what it said.
+    log.error("unhandled %s in %s %s\n%s", type(exc).__name__, request.method, request.url.path,
+              "".join(traceback.format_tb(exc.__traceback__)))
+    return JSONResponse(status_code=500, content={"error": "internal error"})
+
+
+def busy(reason: str, status: int = 503) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": reason}, headers={"Retry-After": RETRY_AFTER_S})
+
+
+@dataclass
+class Runtime:
+    """What the lifespan loads: the service, its batcher and the database logger (None: not logging)."""
+
+    service: PredictionService
+    batcher: MicroBatcher
+    logger: PredictionLogger | None
+
+
+def run_batch(service: PredictionService, logger: PredictionLogger | None,
+              payloads: Sequence[tuple[list[str], int]]) -> list[dict]:
+    """Score every request of a micro-batch in one service call; one response body per request."""
+    texts = [text for messages, _ in payloads for text in messages]
+    scored = service.predict(texts, top_k=max(top_k for _, top_k in payloads), channel=CHANNEL)
+    if logger is not None:
+        logger.submit(scored.log_rows)
+    out, start = [], 0
+    for messages, top_k in payloads:
+        end = start + len(messages)
+        predictions = []
+        for pred, masked in zip(scored.predictions[start:end], scored.masked[start:end]):
+            body = pred.to_dict()
+            predictions.append({**body, "text": masked, "top_k": body["top_k"][:top_k]})
+        start = end
+        out.append({"model_version": scored.model.version, "backend": scored.model.backend,
+                    "predictions": predictions})
+    return out
+
+
+def open_logger(settings: config.Settings) -> PredictionLogger | None:
+    """The database logger; None (with a warning) when the database cannot be reached.
+
+    A reachable database without the current schema is a deployment error: SchemaError propagates."""
+    try:
+        return PredictionLogger(db.open_existing(settings.database_url))
+    except db.SchemaError:
+        raise
+    except PipelineError as exc:
+        log.warning("predictions will not be logged: %s", exc)
+    except Exception as exc:  # e.g. OSError for an unwritable SQLite folder: answering matters more than logging
+        log.warning("predictions will not be logged: the database %s cannot be opened (%s)",
+                    config.mask_url(settings.database_url), type(exc).__name__)
+    return None
+
+
+def start_runtime(settings: config.Settings) -> Runtime:
+    logger = open_logger(settings)
+    service = PredictionService.load(settings, num_threads=settings.inference_threads or None)
+    batcher = MicroBatcher(functools.partial(run_batch, service, logger), settings.max_batch,
+                           settings.batch_wait_ms, settings.max_queue)
+    model = service.model
+    log.info("API ready (pid %d): model %s on %s (%s)", os.getpid(), model.version, model.backend,
+             model.classifier.backend_reason)
+    return Runtime(service, batcher, logger)
+
+
+def create_app(settings: config.Settings | None = None) -> FastAPI:
+    """The API; the model, masker and database are loaded once, when the app starts."""
+    settings = settings or config.get_settings()
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state["runtime"] = start_runtime(settings)
+        yield
+        runtime: Runtime = state.pop("runtime")
+        state["stopping"] = True
+        runtime.batcher.close()
+        if runtime.logger is not None:
+            runtime.logger.close()
+
+    app = FastAPI(title="Intent classifier API", version="1.1", lifespan=lifespan,
+                  description=__doc__.split("\n\n")[1])
+    app.add_exception_handler(RequestValidationError, validation_handler)
+    app.add_exception_handler(Exception, error_handler)
+    app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes, api_token=settings.api_token)
+    PredictRequest = request_model(settings.max_text_chars, settings.max_batch)
+    app.state.runtime_state = state  # for hooks such as a hot reload: state["runtime"].service.reload()
+
+    @app.post("/predict", response_model=PredictResponse,
+              responses={503: {"description": "queue full or not ready: retry after Retry-After seconds"},
+                         504: {"description": "no answer within REQUEST_TIMEOUT_S"},
+                         413: {"description": "body larger than MAX_BODY_BYTES"}})
+    async def predict(body: PredictRequest) -> Any:  # type: ignore[valid-type]
+        runtime: Runtime | None = state.get("runtime")
+        if runtime is None:
+            return busy("not ready: the model is not loaded")
+        messages = body.messages()
+        started = time.perf_counter()
+        try:
+            result = await runtime.batcher.submit((messages, body.top_k), len(messages), settings.request_timeout_s)
+        except QueueFull:
+            return busy("server busy: the request queue is full, retry shortly")
+        except Stopped:
+            return busy("server shutting down")
+        except asyncio.TimeoutError:
+            return busy(f"no answer within {settings.request_timeout_s:g} s (REQUEST_TIMEOUT_S)", status=504)
+        return {**result, "latency_ms": (time.perf_counter() - started) * 1000}
+
+    @app.get("/health")
+    async def health() -> dict:
+        runtime: Runtime | None = state.get("runtime")
+        logger = runtime.logger if runtime else None
+        return {"status": "ok", "pid": os.getpid(),
+                "model_version": runtime.service.model.version if runtime else None,
+                "db_logging": logger is not None,
+                "log_queue": logger.pending() if logger else 0,
+                "log_written": logger.written if logger else 0,
+                "log_dropped": logger.dropped if logger else 0}
+
+    @app.get("/ready")
+    async def ready() -> Any:
+        runtime: Runtime | None = state.get("runtime")
+        if runtime is None:
+            return JSONResponse(status_code=503, content={"ready": False, "reason": "model not loaded"},
+                                headers={"Retry-After": RETRY_AFTER_S})
+        batcher = runtime.batcher
+        body = {"ready": batcher.below_high_water(), "queued": batcher.queued, "high_water": batcher.high_water,
+                "max_queue": batcher.max_queue, "batches": batcher.stats.as_dict()}
+        if not body["ready"]:
+            body["reason"] = "queue above its high-water mark"
+            return JSONResponse(status_code=503, content=body, headers={"Retry-After": RETRY_AFTER_S})
+        return body
+
+    @app.get("/model")
+    async def model_info() -> dict:
+        runtime: Runtime = state["runtime"]
+        return {**runtime.service.model.describe(), "max_text_chars": settings.max_text_chars,
+                "max_batch": settings.max_batch, "batch_wait_ms": settings.batch_wait_ms,
+                "max_queue": settings.max_queue, "request_timeout_s": settings.request_timeout_s}
+
+    return app

@@ -71,11 +71,11 @@ def test_a_swap_lets_work_in_flight_finish_on_the_old_model(service: PredictionS
     swapped = threading.Event()
 
     class SwapWhileMasking:  # the real masker; a release arrives while a batch is being masked
-        def mask_batch(self, texts, n_process=1):
+        def mask_batch(self, texts, **options):
             old = service.swap_model(new)
             swapped.set()
             assert old.version == "test-untrained"
-            return real_masker.mask_batch(texts, n_process=n_process)
+            return real_masker.mask_batch(texts, **options)
 
     service.masker = SwapWhileMasking()
     in_flight = service.predict(["where is my order"])
@@ -109,3 +109,17 @@ def test_api_settings_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = config.get_settings()
     assert settings.inference_backend in ("auto", "torch", "onnx", "onnx-int8")
     assert "very-secret-token" not in repr(settings)
+
+
+def test_micro_batched_requests_share_no_masks(service: PredictionService) -> None:
+    """A name found in one user's request must not be masked (and so revealed) in another's."""
+    from intent_pipeline.serving.api import run_batch
+
+    name_request = (["hi, my name is Quintrell"], 1)
+    other_request = (["is quintrell open on sundays"], 1)
+    apart = run_batch(service, None, [name_request, other_request])
+    assert apart[0]["predictions"][0]["text"] == "hi, my name is [PERSON]"
+    assert apart[1]["predictions"][0]["text"] == "is quintrell open on sundays"
+
+    together = service.predict(name_request[0] + other_request[0])  # one request: its names spread
+    assert together.masked == ["hi, my name is [PERSON]", "is [PERSON] open on sundays"]

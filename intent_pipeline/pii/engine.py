@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import multiprocessing
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
 import regex
@@ -100,11 +100,15 @@ class PiiMasker:
         return out
 
     def mask_batch(
-        self, texts: Sequence[str], n_process: int = 1, progress: bool = False, chunk_size: int = 500
+        self, texts: Sequence[str], n_process: int = 1, progress: bool = False, chunk_size: int = 500,
+        groups: Sequence[Hashable] | None = None,
     ) -> list[MaskResult]:
         """Mask many messages: identical texts are masked once; `n_process` > 1 forks worker processes.
 
-        A name or place found in one message is masked wherever else it occurs in the batch.
+        A name or place found in one message is masked wherever else it occurs in the batch, or only
+        within the same group when `groups` (one key per text) is given: a server batching several
+        users' requests passes one key per request, so one user's name never shows up as a mask in
+        another user's message.
         """
         unique = list(dict.fromkeys(texts))
         bar = tqdm(total=len(unique), desc="masking PII", unit="msg", disable=not progress)
@@ -113,8 +117,19 @@ class PiiMasker:
                 masked = self._mask_serial(unique, bar)
             else:
                 masked = self._mask_parallel(unique, n_process, chunk_size, bar)
-        by_text = dict(zip(unique, mask_repeated_names(unique, masked)))
-        return [by_text[t] for t in texts]
+        by_text = dict(zip(unique, masked))
+        if groups is not None and len(groups) != len(texts):
+            raise ValueError(f"groups has {len(groups)} keys for {len(texts)} texts")
+        out: list[MaskResult | None] = [None] * len(texts)
+        members: dict[Hashable, list[int]] = {}
+        for i, key in enumerate(groups if groups is not None else [None] * len(texts)):
+            members.setdefault(key, []).append(i)
+        for indexes in members.values():
+            group_texts = list(dict.fromkeys(texts[i] for i in indexes))
+            spread = dict(zip(group_texts, mask_repeated_names(group_texts, [by_text[t] for t in group_texts])))
+            for i in indexes:
+                out[i] = spread[texts[i]]
+        return out  # type: ignore[return-value]
 
     def _mask_parallel(self, texts: list[str], n_process: int, chunk_size: int, bar: tqdm) -> list[MaskResult]:
         chunks = [texts[i : i + chunk_size] for i in range(0, len(texts), chunk_size)]
@@ -193,14 +208,15 @@ def _cached_masker(spacy_model: str, mask_unknown_ids: bool) -> PiiMasker:
     return PiiMasker(spacy_model, mask_unknown_ids)
 
 
-def mask_then_truncate(masker: PiiMasker, texts: Sequence[str], max_chars: int) -> list[tuple[str, bool]]:
+def mask_then_truncate(masker: PiiMasker, texts: Sequence[str], max_chars: int,
+                       groups: Sequence[Hashable] | None = None) -> list[tuple[str, bool]]:
     """Clean and mask whole messages, then cut each masked text to `max_chars`: (text, was it cut).
 
     Masking comes first because a cut can split a phone number or an address so that no recognizer
     sees it, and the unmasked half would then reach the model and the log. A cut never leaves half a
     placeholder behind.
     """
-    results = masker.mask_batch([clean_text(t) for t in texts], n_process=1)
+    results = masker.mask_batch([clean_text(t) for t in texts], n_process=1, groups=groups)
     return [truncate_masked(r.text, max_chars) for r in results]
 
 

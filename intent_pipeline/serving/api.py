@@ -133,7 +133,8 @@ def run_batch(service: PredictionService, logger: PredictionLogger | None,
               payloads: Sequence[tuple[list[str], int]]) -> list[dict]:
     """Score every request of a micro-batch in one service call; one response body per request."""
     texts = [text for messages, _ in payloads for text in messages]
-    scored = service.predict(texts, top_k=max(top_k for _, top_k in payloads), channel=CHANNEL)
+    requests = [i for i, (messages, _) in enumerate(payloads) for _ in messages]
+    scored = service.predict(texts, top_k=max(top_k for _, top_k in payloads), channel=CHANNEL, groups=requests)
     if logger is not None:
         logger.submit(scored.log_rows)
     out, start = [], 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -101,12 +101,14 @@ def load_masker(spacy_model: str) -> Any:
     return masker
 
 
-def mask_texts(masker: Any, texts: Sequence[str], max_chars: int = 0) -> list[tuple[str, bool]]:
+def mask_texts(masker: Any, texts: Sequence[str], max_chars: int = 0,
+               groups: Sequence[Hashable] | None = None) -> list[tuple[str, bool]]:
     """Clean and PII-mask whole texts in one masker call, then cut each to `max_chars` (0: no limit):
-    (masked text, was it cut). Masking first: a cut could split a phone number so no recognizer sees it."""
+    (masked text, was it cut). Masking first: a cut could split a phone number so no recognizer sees it.
+    `groups` keeps a name found in one request from being masked in another (see `mask_batch`)."""
     from intent_pipeline import masking
 
-    return masking.mask_then_truncate(masker, texts, max_chars)
+    return masking.mask_then_truncate(masker, texts, max_chars, groups)
 
 
 @dataclass
@@ -174,12 +176,13 @@ class PredictionService:
         return [text for text, _ in mask_texts(self.masker, texts, max_chars)]
 
     def predict(self, texts: Sequence[str], top_k: int = 3, rule: FallbackRule | None = None,
-                channel: str = "api", max_chars: int = 0) -> Scored:
+                channel: str = "api", max_chars: int = 0, groups: Sequence[Hashable] | None = None) -> Scored:
         """Answer a batch of raw messages (one masker call, one model call) and build their log rows;
-        each masked text is cut to `max_chars` (0: no limit) after masking."""
+        each masked text is cut to `max_chars` (0: no limit) after masking. Texts from different
+        requests get different `groups` keys, so masking shares nothing between them."""
         model = self.model
         started = time.perf_counter()
-        pairs = mask_texts(self.masker, texts, max_chars)
+        pairs = mask_texts(self.masker, texts, max_chars, groups)
         masked = [text for text, _ in pairs]
         predictions = model.classifier.predict(masked, top_k=top_k, fallback=rule, batch_size=len(masked) or 1)
         latency_ms = (time.perf_counter() - started) * 1000

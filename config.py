@@ -56,6 +56,14 @@ def _env_bool(name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true/false, got {value!r}")
 
 
+def in_ci() -> bool:
+    """Whether CI is set to a true value (1/true/yes/on): the one parser of the flag, for settings and tests.
+
+    In CI a missing service (MariaDB, the browser) fails its tests instead of skipping them.
+    """
+    return _env_bool("CI", False)
+
+
 def _env_number(name: str, default: float, kind: type = int) -> float:
     raw = _env(name, str(default))
     try:
@@ -230,7 +238,7 @@ def get_settings() -> Settings:
         fallback_label=_env("FALLBACK_LABEL", "unknown"),
         fallback_min_coverage=float(_env_number("FALLBACK_MIN_COVERAGE", 0.9, float)),
         log_level=_env("LOG_LEVEL", "INFO").upper(),
-        ci=_env_bool("CI", False),
+        ci=in_ci(),
         dashboard_address=_env("DASHBOARD_ADDRESS", "127.0.0.1"),
         dashboard_password_hash=os.environ.get("DASHBOARD_PASSWORD_HASH", "").strip(),
         dashboard_reviewers=_env("DASHBOARD_REVIEWERS", ""),

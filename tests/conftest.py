@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+import config
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MARIADB_SERVER_URL = os.environ.get("MARIADB_TEST_URL", "mysql+pymysql://root@127.0.0.1:3306")
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 # Nothing may reach a hub at test time.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -56,7 +57,7 @@ def mariadb_server() -> str:
     problem = _mariadb_available()
     if problem:
         message = f"MariaDB not reachable at {MARIADB_SERVER_URL}: {problem}"
-        if IN_CI:
+        if config.in_ci():  # config.py parses the flag, so CI=on counts as CI here too
             pytest.fail(message + " (CI requires it; .ci/run starts it)")
         pytest.skip(message)
     return MARIADB_SERVER_URL

@@ -1,5 +1,6 @@
 """config.py: defaults, environment overrides, secrets never shown."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,41 @@ def test_bad_number_is_clear(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EPOCHS", "many")
     with pytest.raises(ValueError, match="EPOCHS"):
         config.get_settings()
+
+
+@pytest.mark.parametrize("value, expected", [("1", True), ("true", True), ("TRUE", True), ("yes", True), ("on", True),
+                                             ("0", False), ("false", False), ("off", False), ("", False)])
+def test_one_parser_for_the_ci_flag(monkeypatch: pytest.MonkeyPatch, value: str, expected: bool) -> None:
+    monkeypatch.setenv("CI", value)
+    assert config.in_ci() is expected and config.get_settings().ci is expected
+
+
+def test_ci_flag_typo_is_an_error_not_false(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "ture")
+    with pytest.raises(config.ConfigError, match="CI"):
+        config.in_ci()
+
+
+def test_no_test_parses_ci_itself() -> None:
+    """conftest and the tests ask config.in_ci(): a second parser once made CI=on skip the MariaDB tests."""
+    tests = Path(__file__).resolve().parent
+    for path in tests.glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        for pattern in ('environ.get("CI"', "environ['CI']", 'environ["CI"]', 'getenv("CI"'):
+            assert pattern not in text or path.name == Path(__file__).name, f"{path.name} parses CI itself"
+
+
+def test_ci_on_fails_mariadb_tests_instead_of_skipping(tmp_path: Path) -> None:
+    """With CI=on and no server, a MariaDB test must fail (the old conftest parser skipped it)."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "CI": "on", "MARIADB_TEST_URL": "mysql+pymysql://root@127.0.0.1:9"}  # port 9: nothing there
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-header", "-o", "addopts=",
+         "tests/test_db.py", "-k", "mariadb"],
+        cwd=Path(__file__).resolve().parent.parent, env=env, capture_output=True, text=True, timeout=300,
+    )
+    summary = result.stdout.strip().splitlines()[-1]
+    assert result.returncode == 1 and "failed" in summary and "skipped" not in summary, result.stdout[-2000:]
+    assert "CI requires it" in result.stdout

@@ -8,11 +8,13 @@ Hub repo, downloaded with `snapshot_download` (needs network, and `HF_TOKEN` if 
 Publishing: versions are `v1, v2, ...` per repo (the next number after every version seen locally
 and, for the Hub, among the repo's tags). A release is built in a hidden staging folder inside the
 repo folder, renamed into place in one step (a reader never sees half a release), and only then is
-LATEST replaced atomically. On the Hub, the same folder is one commit, tagged with the version.
+LATEST replaced atomically. On the Hub, the same folder is one commit, tagged with the version on a
+temporary branch (so a failed upload or tag publishes nothing), then committed to main as well.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_REPO_NAME = "intent-classifier"
 VERSION_RE = re.compile(r"^v(\d+)$")
+# A release is committed and tagged on this branch before main sees it (see publish_hub).
+STAGING_BRANCH_PREFIX = "release-staging-"
 
 
 def repo_name(settings: Settings) -> str:
@@ -129,27 +133,51 @@ def hub_versions(api, repo_id: str) -> list[str]:
     return [tag.name for tag in refs.tags if VERSION_RE.match(tag.name)]
 
 
-def publish_hub(folder: Path, repo_id: str, version: str, settings: Settings, api, private: bool = True) -> str:
-    """Upload every file of `folder` to `repo_id` in one commit and tag it `version`; returns the commit URL.
-
-    `api` is an `HfApi` built with the token (created by the caller, which also made sure the repo
-    exists). The token itself never reaches a message: Hub errors are reduced to their first line.
-    """
+def _hub_operations(folder: Path) -> list:
     from huggingface_hub import CommitOperationAdd
+
+    return [CommitOperationAdd(path_in_repo=path.relative_to(folder).as_posix(), path_or_fileobj=str(path))
+            for path in sorted(folder.rglob("*")) if path.is_file()]
+
+
+def publish_hub(folder: Path, repo_id: str, version: str, settings: Settings, api, private: bool = True) -> str:
+    """Upload every file of `folder` to `repo_id` in one commit tagged `version`; returns the commit URL.
+
+    The commit is made on a temporary branch and tagged there; only then does `main` get the same
+    files (a second, cheap commit: the large files are already in LFS storage). So a failed upload or
+    a failed tag leaves no half-published version: no tag, `main` untouched, the branch deleted.
+    `api` is an `HfApi` built with the token (the caller made sure the repo exists). The token never
+    reaches a message: Hub errors are reduced to their first line.
+    """
     from huggingface_hub.errors import HfHubHTTPError
 
-    operations = [
-        CommitOperationAdd(path_in_repo=path.relative_to(folder).as_posix(), path_or_fileobj=str(path))
-        for path in sorted(folder.rglob("*")) if path.is_file()
-    ]
+    # RuntimeError: huggingface_hub wraps a failed LFS upload in one.
+    failures = (HfHubHTTPError, ValueError, OSError, RuntimeError)
+    branch = f"{STAGING_BRANCH_PREFIX}{version}"
+    message = f"Release {version}"
     try:
-        # create_commit rather than upload_folder: with hf_xet installed upload_folder may split
-        # a folder into several commits, and a release must be exactly one.
-        commit = api.create_commit(repo_id=repo_id, operations=operations,
-                                   commit_message=f"Release {version}", repo_type="model")
-        api.create_tag(repo_id, tag=version, revision=commit.oid, tag_message=f"Release {version}")
-    except (HfHubHTTPError, ValueError, OSError) as exc:
-        raise PipelineError(f"publishing {version} to the Hub repo {repo_id} failed: {hub_error_reason(exc, settings)}") from None
+        with contextlib.suppress(*failures):  # a branch left by a crashed run may hold other files
+            api.delete_branch(repo_id, branch=branch, repo_type="model")
+        api.create_branch(repo_id, branch=branch, repo_type="model")
+        try:
+            # create_commit rather than upload_folder: with hf_xet installed upload_folder may split
+            # a folder into several commits, and a release must be exactly one.
+            commit = api.create_commit(repo_id=repo_id, operations=_hub_operations(folder), commit_message=message,
+                                       repo_type="model", revision=branch)
+            api.create_tag(repo_id, tag=version, revision=commit.oid, tag_message=message, repo_type="model")
+        finally:
+            with contextlib.suppress(*failures):
+                api.delete_branch(repo_id, branch=branch, repo_type="model")
+    except failures as exc:
+        raise PipelineError(f"publishing {version} to the Hub repo {repo_id} failed, nothing was published: "
+                            f"{hub_error_reason(exc, settings)}") from None
+    try:
+        api.create_commit(repo_id=repo_id, operations=_hub_operations(folder), commit_message=message,
+                          repo_type="model")
+    except failures as exc:
+        raise PipelineError(f"{version} is complete on the Hub repo {repo_id} under its tag, but its main branch "
+                            f"was not updated ({hub_error_reason(exc, settings)}): use MODEL_SOURCE={repo_id}@{version}"
+                            ) from None
     log.info("published %s to the Hub: %s (%s repo)", version, commit.commit_url, "private" if private else "public")
     return commit.commit_url
 

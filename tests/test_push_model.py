@@ -179,23 +179,49 @@ def test_refuses_planted_pii_without_showing_it(stage6_env: Path, settings_env: 
     assert find_leaked_pii([repo / "v1" / "tokenizer.json"], stage6_env / "pii_values.json") == ["PERSON"]
 
 
+LFS_SUFFIXES = (".safetensors", ".onnx", ".bin", ".pt")  # what the Hub's default .gitattributes puts in LFS
+LFS_HOST = "https://fake-lfs.test"
+
+
 class FakeHub:
-    """Answers the Hub API calls that create_repo, list_repo_refs, create_commit and create_tag make."""
+    """A small Hub: repos, branches, commits, tags and LFS storage, as HfApi's real client talks to them.
+
+    Answers create_repo, list_repo_refs, create/delete_branch, preupload (LFS for weight files), the
+    LFS batch API (upload + verify actions, none for objects it already holds), the PUT of an LFS
+    object, create_commit (regular files inline, LFS files by oid, which must have been uploaded)
+    and create_tag. `fail_tag` makes create_tag answer that status.
+    """
 
     def __init__(self, existing_tags: tuple[str, ...] = (), fail_create: int | None = None):
         self.existing_tags = existing_tags
         self.fail_create = fail_create
+        self.fail_tag: int | None = None
+        self.tag_appears_on_refs_call: tuple[int, str] | None = None  # (call number, tag): a concurrent release
         self.repo_exists = True
         self.calls: list[tuple[str, str]] = []
         self.created: dict | None = None
-        self.commits: list[dict] = []
+        self.commits: list[dict] = []  # every commit, in order: summary, branch, oid, files (the full tree)
+        self.branches: dict[str, str] = {"main": "0" * 40}
+        self.trees: dict[str, dict[str, bytes]] = {"0" * 40: {".gitattributes": b"*.safetensors filter=lfs\n"}}
         self.tags: list[dict] = []
+        self.lfs: dict[str, bytes] = {}  # oid (sha256) -> content
+        self.lfs_puts: list[str] = []
+        self.lfs_verified: list[str] = []
+        self.regular_uploads: set[str] = set()
         self.auth_headers: set[str] = set()
+        self.refs_calls = 0
+
+    def tree(self, ref: str) -> dict[str, bytes]:
+        """The files at a branch or a tag."""
+        tags = {t["tag"]: t["revision"] for t in self.tags}
+        return self.trees[self.branches.get(ref) or tags[ref]]
 
     def __call__(self, request: httpx2.Request) -> httpx2.Response:
-        path = request.url.path
+        request.read()
+        path = unquote(request.url.path)
         self.calls.append((request.method, path))
-        self.auth_headers.add(request.headers.get("authorization", ""))
+        if request.url.host != "fake-lfs.test":  # signed storage URLs carry no token
+            self.auth_headers.add(request.headers.get("authorization", ""))
         base = f"/api/models/{REPO_ID}"
         if path == "/api/repos/create":
             self.created = json.loads(request.content)
@@ -204,36 +230,110 @@ class FakeHub:
             self.repo_exists = True
             return httpx2.Response(200, json={"url": f"https://huggingface.co/{REPO_ID}"})
         if path == f"{base}/refs":
-            if not self.repo_exists:
-                return httpx2.Response(404, headers={"X-Error-Code": "RepoNotFound"}, json={"error": "not found"})
-            tags = [{"name": t, "ref": f"refs/tags/{t}", "targetCommit": "0" * 40} for t in self.existing_tags]
-            return httpx2.Response(200, json={"branches": [], "converts": [], "tags": tags})
+            return self._refs()
         if path == "/api/validate-yaml":
             return httpx2.Response(200, json={"errors": [], "warnings": []})
-        if path == f"{base}/preupload/main":
+        if path.startswith(f"{base}/branch/"):
+            return self._branch(request.method, path.removeprefix(f"{base}/branch/"))
+        if path.startswith(f"{base}/preupload/"):
             files = json.loads(request.content)["files"]
             return httpx2.Response(200, json={"files": [
-                {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": None} for f in files]})
-        if path == f"{base}/commit/main":
-            lines = [json.loads(line) for line in request.content.splitlines() if line.strip()]
-            files = {item["value"]["path"]: base64.b64decode(item["value"]["content"])
-                     for item in lines if item["key"] == "file"}
-            header = next(item["value"] for item in lines if item["key"] == "header")
-            self.commits.append({"summary": header["summary"], "files": files})
-            oid = f"{len(self.commits):040x}"
-            return httpx2.Response(200, json={"commitUrl": f"https://huggingface.co/{REPO_ID}/commit/{oid}",
-                                              "commitOid": oid})
+                {"path": f["path"], "uploadMode": "lfs" if f["path"].endswith(LFS_SUFFIXES) else "regular",
+                 "shouldIgnore": False, "oid": None} for f in files]})
+        if path == f"/{REPO_ID}.git/info/lfs/objects/batch":
+            return self._lfs_batch(json.loads(request.content))
+        if request.url.host == "fake-lfs.test" and request.method == "PUT":
+            oid = path.rsplit("/", 1)[1]
+            if hashlib.sha256(request.content).hexdigest() != oid:
+                return httpx2.Response(400, json={"error": "content does not match its oid"})
+            self.lfs[oid] = request.content
+            self.lfs_puts.append(oid)
+            return httpx2.Response(200)
+        if path == f"/{REPO_ID}.git/info/lfs/objects/verify":
+            body = json.loads(request.content)
+            if len(self.lfs.get(body["oid"], b"")) != body["size"] or body["oid"] not in self.lfs:
+                return httpx2.Response(404, json={"error": "object not found"})
+            self.lfs_verified.append(body["oid"])
+            return httpx2.Response(200, json={})
+        if path.startswith(f"{base}/commit/"):
+            return self._commit(path.removeprefix(f"{base}/commit/"), request.content)
         if path.startswith(f"{base}/tag/"):
+            if self.fail_tag:
+                return httpx2.Response(self.fail_tag, json={"error": f"You cannot create tags here ({TOKEN})"})
             self.tags.append({"revision": path.rsplit("/", 1)[1], **json.loads(request.content)})
             return httpx2.Response(200, json={})
         return httpx2.Response(404, json={"error": f"fake hub: unexpected {request.method} {path}"})
 
+    def _refs(self) -> httpx2.Response:
+        self.refs_calls += 1
+        if not self.repo_exists:
+            return httpx2.Response(404, headers={"X-Error-Code": "RepoNotFound"}, json={"error": "not found"})
+        if self.tag_appears_on_refs_call and self.refs_calls >= self.tag_appears_on_refs_call[0]:
+            self.existing_tags = (*self.existing_tags, self.tag_appears_on_refs_call[1])
+        tags = [{"name": t, "ref": f"refs/tags/{t}", "targetCommit": "0" * 40} for t in self.existing_tags]
+        tags += [{"name": t["tag"], "ref": f"refs/tags/{t['tag']}", "targetCommit": t["revision"]} for t in self.tags]
+        branches = [{"name": b, "ref": f"refs/heads/{b}", "targetCommit": oid} for b, oid in self.branches.items()]
+        return httpx2.Response(200, json={"branches": branches, "converts": [], "tags": tags})
+
+    def _branch(self, method: str, name: str) -> httpx2.Response:
+        if method == "DELETE":
+            if name == "main" or name not in self.branches:
+                return httpx2.Response(404 if name != "main" else 403, json={"error": f"cannot delete {name}"})
+            del self.branches[name]
+            return httpx2.Response(200, json={})
+        if name in self.branches:
+            return httpx2.Response(409, json={"error": f"branch {name} exists"})
+        self.branches[name] = self.branches["main"]
+        return httpx2.Response(200, json={})
+
+    def _lfs_batch(self, body: dict) -> httpx2.Response:
+        assert body["operation"] == "upload" and body["hash_algo"] == "sha256"
+        objects = []
+        for obj in body["objects"]:
+            entry = {"oid": obj["oid"], "size": obj["size"], "authenticated": True}
+            if obj["oid"] not in self.lfs:  # the server already holding an object means: no upload
+                entry["actions"] = {
+                    "upload": {"href": f"{LFS_HOST}/upload/{obj['oid']}"},
+                    "verify": {"href": f"https://huggingface.co/{REPO_ID}.git/info/lfs/objects/verify"},
+                }
+            objects.append(entry)
+        return httpx2.Response(200, json={"transfer": "basic", "objects": objects})
+
+    def _commit(self, branch: str, content: bytes) -> httpx2.Response:
+        if branch not in self.branches:
+            return httpx2.Response(404, headers={"X-Error-Code": "RevisionNotFound"}, json={"error": "no branch"})
+        lines = [json.loads(line) for line in content.splitlines() if line.strip()]
+        tree = dict(self.trees[self.branches[branch]])
+        for item in lines:
+            value = item["value"]
+            if item["key"] == "file":
+                tree[value["path"]] = base64.b64decode(value["content"])
+                self.regular_uploads.add(value["path"])
+            elif item["key"] == "lfsFile":
+                if value["oid"] not in self.lfs:  # the real Hub refuses a pointer to an object it lacks
+                    return httpx2.Response(422, json={"error": f"LFS object {value['oid']} was never uploaded"})
+                tree[value["path"]] = self.lfs[value["oid"]]
+        header = next(item["value"] for item in lines if item["key"] == "header")
+        oid = f"{len(self.commits) + 1:040x}"
+        self.trees[oid] = tree
+        self.branches[branch] = oid
+        self.commits.append({"summary": header["summary"], "branch": branch, "oid": oid, "files": tree})
+        return httpx2.Response(200, json={"commitUrl": f"https://huggingface.co/{REPO_ID}/commit/{oid}",
+                                          "commitOid": oid})
+
 
 @pytest.fixture
 def fake_hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
-    """Route every huggingface_hub request to a FakeHub through its own client factory hook."""
+    """Route every huggingface_hub request to a FakeHub through its own client factory hook.
+
+    hf_xet is installed, and the real client would send LFS content through Xet storage, a Rust
+    client this HTTP fake cannot see; with Xet off it takes the plain LFS protocol, all HTTP.
+    """
+    from huggingface_hub import constants
+
     hub = FakeHub()
     hf_http.set_client_factory(lambda: httpx2.Client(transport=httpx2.MockTransport(hub), follow_redirects=True))
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     monkeypatch.setenv("HF_REPO_ID", REPO_ID)
     try:
@@ -242,22 +342,38 @@ def fake_hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
         hf_http.set_client_factory(hf_http.default_client_factory)
 
 
-def test_hub_release_is_one_private_commit_with_a_tag(stage6_env: Path, settings_env: Path, fake_hub: FakeHub,
-                                                      capsys, caplog) -> None:
+def _without_gitattributes(files: dict[str, bytes]) -> dict[str, bytes]:
+    return {name: data for name, data in files.items() if name != ".gitattributes"}
+
+
+def test_hub_release_is_one_tagged_commit_with_weights_through_lfs(stage6_env: Path, settings_env: Path,
+                                                                  fake_hub: FakeHub, capsys, caplog) -> None:
     fake_hub.existing_tags = ("v1", "v4", "not-a-version")  # numbering continues after the Hub's tags
     assert run_cli(push_model.main, []) == 0
 
     assert fake_hub.created == {"name": "intent-model", "organization": "acme", "visibility": "private",
                                 "type": "model"}
-    assert len(fake_hub.commits) == 1 and fake_hub.commits[0]["summary"] == "Release v5"
     local = settings_env / "registry" / "intent-model" / "v5"
-    assert fake_hub.commits[0]["files"] == _release_files(local)  # the identical folder, every byte
-    assert fake_hub.tags == [{"revision": f"{1:040x}", "tag": "v5", "message": "Release v5"}]
+    release, on_main = fake_hub.commits
+    assert release["summary"] == on_main["summary"] == "Release v5" and on_main["branch"] == "main"
+    assert fake_hub.tags == [{"revision": release["oid"], "tag": "v5", "message": "Release v5"}]
+    assert _without_gitattributes(fake_hub.tree("v5")) == _release_files(local)  # the identical folder, every byte
+    assert fake_hub.tree("main") == fake_hub.tree("v5")
+    assert set(fake_hub.branches) == {"main"}  # the staging branch is gone
+    # The weights went through LFS (batch, PUT, verify), and only once: main's commit reused the object.
+    weights = hashlib.sha256((local / "model.safetensors").read_bytes()).hexdigest()
+    assert fake_hub.lfs_puts == [weights] and fake_hub.lfs_verified == [weights]
+    assert "model.safetensors" not in fake_hub.regular_uploads and "config.json" in fake_hub.regular_uploads
     assert fake_hub.auth_headers == {f"Bearer {TOKEN}"}
-    assert ModelCard(fake_hub.commits[0]["files"]["README.md"].decode()).data.eval_results
-    assert json.loads(fake_hub.commits[0]["files"]["release.json"])["repo"] == REPO_ID
+    assert ModelCard(fake_hub.tree("v5")["README.md"].decode()).data.eval_results
+    assert json.loads(fake_hub.tree("v5")["release.json"])["repo"] == REPO_ID
     seen = capsys.readouterr()
     assert TOKEN not in seen.out + seen.err + caplog.text
+
+    # The next release of the same weights: a new tag, and LFS uploads nothing again.
+    assert run_cli(push_model.main, []) == 0
+    assert [t["tag"] for t in fake_hub.tags] == ["v5", "v6"] and fake_hub.lfs_puts == [weights]
+    assert _without_gitattributes(fake_hub.tree("v6")) == _release_files(local.parent / "v6")
 
 
 def test_hub_failure_is_one_line_without_token_and_publishes_nothing(
@@ -273,6 +389,55 @@ def test_hub_failure_is_one_line_without_token_and_publishes_nothing(
     assert not fake_hub.commits
     repo = settings_env / "registry" / "intent-model"
     assert not repo.exists() or list(repo.iterdir()) == []  # nothing published locally, staging removed
+
+
+def test_failed_tag_leaves_no_half_published_version(stage6_env: Path, settings_env: Path, fake_hub: FakeHub,
+                                                     capsys, caplog) -> None:
+    fake_hub.fail_tag = 403
+    main_before = fake_hub.branches["main"]
+    assert run_cli(push_model.main, []) == 1
+    seen = capsys.readouterr()
+    errors = [line for line in seen.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "publishing v1" in errors[0] and "nothing was published" in errors[0]
+    assert TOKEN not in seen.out + seen.err + caplog.text
+    # The upload happened (on the staging branch), but no tag, main untouched, the branch deleted.
+    assert len(fake_hub.commits) == 1 and fake_hub.commits[0]["branch"] != "main"
+    assert fake_hub.tags == [] and fake_hub.branches == {"main": main_before}
+    repo = settings_env / "registry" / "intent-model"
+    assert not repo.exists() or list(repo.iterdir()) == []  # no local version either
+
+    # Once tagging works, the same version number is published whole (it was never burnt).
+    fake_hub.fail_tag = None
+    assert run_cli(push_model.main, []) == 0
+    assert [t["tag"] for t in fake_hub.tags] == ["v1"] and fake_hub.commits[-1]["branch"] == "main"
+    assert _without_gitattributes(fake_hub.tree("main")) == _release_files(repo / "v1")
+
+
+def test_an_existing_version_is_refused_and_nothing_is_overwritten(stage6_env: Path, settings_env: Path,
+                                                                   fake_hub: FakeHub, capsys) -> None:
+    fake_hub.existing_tags = ("v2",)
+    assert run_cli(push_model.main, ["--version", "v2"]) == 1  # taken on the Hub
+    assert "version v2 already exists" in capsys.readouterr().err
+    assert ("POST", "/api/repos/create") not in fake_hub.calls and not fake_hub.commits
+
+    assert run_cli(push_model.main, ["--version", "v3"]) == 0
+    v3 = settings_env / "registry" / "intent-model" / "v3"
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in v3.rglob("*") if p.is_file()}
+    commits = len(fake_hub.commits)
+    assert run_cli(push_model.main, ["--version", "v3"]) == 1  # taken locally and on the Hub
+    assert "version v3 already exists" in capsys.readouterr().err
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in v3.rglob("*") if p.is_file()} == before
+    assert len(fake_hub.commits) == commits and [t["tag"] for t in fake_hub.tags] == ["v3"]
+
+
+def test_a_version_released_meanwhile_elsewhere_is_refused(stage6_env: Path, settings_env: Path, fake_hub: FakeHub,
+                                                           capsys) -> None:
+    fake_hub.tag_appears_on_refs_call = (2, "v1")  # another machine tags v1 while ours is being built
+    assert run_cli(push_model.main, []) == 1
+    assert "version v1 appeared on the Hub repo" in capsys.readouterr().err
+    assert not fake_hub.commits and fake_hub.tags == []
+    repo = settings_env / "registry" / "intent-model"
+    assert not repo.exists() or list(repo.iterdir()) == []
 
 
 def test_new_hub_repo_is_created_only_after_the_checks(stage6_env: Path, settings_env: Path, fake_hub: FakeHub,

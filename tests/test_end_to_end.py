@@ -21,10 +21,15 @@ ROWS_PER_LABEL = 60
 
 
 def run_pipeline(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "run_pipeline.py"), "--fast", "--no-app", *args],
+    # --no-venv: run with this interpreter. Without it, a pytest started from any other Python would
+    # make run_pipeline.py create .venv and pip-install the requirements in the middle of a test.
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "run_pipeline.py"), "--fast", "--no-app", "--no-venv", *args],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900,
     )
+    assert "Creating the virtual environment" not in result.stdout + result.stderr
+    assert "Installing the pinned requirements" not in result.stdout + result.stderr
+    return result
 
 
 @pytest.fixture

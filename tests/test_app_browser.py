@@ -9,8 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import socket
-import subprocess
+import re
 import sys
 import time
 import urllib.request
@@ -22,6 +21,7 @@ import sqlalchemy as sa
 
 import config
 from conftest import PROJECT_ROOT, TINY_LABELS
+from servers import ChildServer, child_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -30,7 +30,8 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACT_DIR = PROJECT_ROOT / "test-artifacts"
 STARTUP_S = 60
-ANSWER_MS = 90_000  # the first script run loads the model and spaCy
+ANSWER_MS = 90_000
+STREAMLIT_READY = re.compile(r"URL: (http://127\.0\.0\.1:\d+)")  # the first script run loads the model and spaCy
 
 
 def _missing(reason: str) -> None:
@@ -50,50 +51,36 @@ def browser_path() -> Path:
     return CHROMIUM
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, log_path: Path) -> None:
+def _wait_healthy(server: ChildServer) -> None:
     deadline = time.monotonic() + STARTUP_S
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"streamlit exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+        if server.proc.poll() is not None:
+            pytest.fail(f"streamlit exited with {server.proc.returncode}:\n{server.output()[-3000:]}")
         try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            with urllib.request.urlopen(f"{server.url}/_stcore/health", timeout=2) as response:
                 if response.status == 200:
                     return
         except OSError:
             time.sleep(0.5)
-    pytest.fail(f"streamlit not healthy after {STARTUP_S}s:\n{log_path.read_text()[-3000:]}")
+    pytest.fail(f"streamlit not healthy after {STARTUP_S}s:\n{server.output()[-3000:]}")
 
 
 @contextlib.contextmanager
 def serve_app(folder: Path) -> Iterator[str]:
-    """`streamlit run app.py` from the project root (so .streamlit/config.toml applies) on a free port."""
-    port = _free_port()
-    log_path = folder / f"streamlit-{port}.log"
+    """`streamlit run app.py` from the project root (so .streamlit/config.toml applies) on a port it picks
+    itself (port 0, read from its "URL:" line: no free-port race); stopped when the block ends."""
     command = [
-        sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
-        "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+        sys.executable, "-u", "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
+        "--server.headless", "true", "--server.port", "0", "--server.address", "127.0.0.1",
         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
     ]
-    with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(command, cwd=PROJECT_ROOT, env=dict(os.environ), stdout=log_file,
-                                stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc, log_path)
-        yield url
-    finally:
-        proc.terminate()
+    with child_server(command, dict(os.environ), ready=STREAMLIT_READY, startup_s=STARTUP_S) as server:
         try:
-            proc.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            _wait_healthy(server)
+            yield server.url
+        finally:
+            port = server.url.rsplit(":", 1)[1]
+            (folder / f"streamlit-{port}.log").write_text(server.output())
 
 
 @pytest.fixture

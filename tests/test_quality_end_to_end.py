@@ -24,6 +24,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from intent_pipeline import artifacts as art
 from conftest import PROJECT_ROOT, PipelineRun, seed_slice
 from servers import child_server, serve_command
 
@@ -41,46 +42,46 @@ def _json(path: Path) -> dict:
 
 
 def test_the_pipeline_trains_a_model_far_above_chance(pipeline_run: PipelineRun) -> None:
-    metrics = _json(pipeline_run.artifacts / "metrics.json")
+    metrics = _json(pipeline_run.artifacts / art.METRICS)
     assert len(metrics["labels"]) == 15 and metrics["test"]["n"] >= 80
     assert metrics["macro_f1"] >= MACRO_F1_FLOOR > 10 * CHANCE_MACRO_F1, metrics["weakest_classes"]
     assert metrics["noisy_macro_f1"] >= NOISY_MACRO_F1_FLOOR
     weakest = min(row["f1"] for row in metrics["test"]["per_class"].values())
     assert weakest > CLASS_F1_FLOOR, metrics["weakest_classes"]
     # Stage 4's own validation score says the same thing: the model learnt, it did not just run.
-    training = _json(pipeline_run.model_dir / "training_config.json")
+    training = _json(pipeline_run.model_dir / art.TRAINING_CONFIG)
     assert training["val_metrics"]["macro_f1"] >= MACRO_F1_FLOOR
 
 
 def test_label_maps_agree_across_stages(pipeline_run: PipelineRun) -> None:
     intents = sorted(seed_slice(1, 0)["intent"].unique())
     assert len(intents) == 15
-    stage3 = _json(pipeline_run.artifacts / "label_mapping.json")
+    stage3 = _json(pipeline_run.artifacts / art.LABEL_MAPPING)
     assert sorted(stage3["label2id"]) == intents
     assert {str(i): label for label, i in stage3["label2id"].items()} == stage3["id2label"]
     # Stage 4: the saved map and the model config carry the very same ids.
-    stage4 = _json(pipeline_run.model_dir / "label_mapping.json")
+    stage4 = _json(pipeline_run.model_dir / art.LABEL_MAPPING)
     assert stage4 == stage3
-    model_config = _json(pipeline_run.model_dir / "config.json")
+    model_config = _json(pipeline_run.model_dir / art.MODEL_CONFIG)
     assert model_config["id2label"] == stage3["id2label"]
     assert model_config["label2id"] == stage3["label2id"]
     # Stage 5 scores with that order: its label list, per-class report and confusion matrix.
-    metrics = _json(pipeline_run.artifacts / "metrics.json")
+    metrics = _json(pipeline_run.artifacts / art.METRICS)
     assert metrics["labels"] == [stage3["id2label"][str(i)] for i in range(15)]
     assert sorted(metrics["test"]["per_class"]) == intents
-    matrix = pd.read_csv(pipeline_run.artifacts / "confusion_matrix.csv")
+    matrix = pd.read_csv(pipeline_run.artifacts / art.CONFUSION_MATRIX)
     assert list(matrix.columns[1:]) == metrics["labels"] and list(matrix["true"]) == metrics["labels"]
     # Every test row is of a known intent, and the counts add up.
-    test = pd.read_csv(pipeline_run.artifacts / "splits" / "test.csv", keep_default_na=False)
+    test = pd.read_csv(art.Artifacts(pipeline_run.artifacts).split("test"), keep_default_na=False)
     assert set(test["label"]) <= set(intents) and len(test) == metrics["test"]["n"]
     assert sum(row["support"] for row in metrics["test"]["per_class"].values()) == len(test)
 
 
 def stage5_answers(run: PipelineRun) -> dict[str, str]:
     """Stage 5's predicted intent for every test text: the label unless misclassified.csv says otherwise."""
-    test = pd.read_csv(run.artifacts / "splits" / "test.csv", keep_default_na=False)
-    wrong = pd.read_csv(run.artifacts / "misclassified.csv", keep_default_na=False)
-    metrics = _json(run.artifacts / "metrics.json")
+    test = pd.read_csv(art.Artifacts(run.artifacts).split("test"), keep_default_na=False)
+    wrong = pd.read_csv(run.artifacts / art.MISCLASSIFIED, keep_default_na=False)
+    metrics = _json(run.artifacts / art.METRICS)
     assert len(wrong) == round((1 - metrics["accuracy"]) * metrics["test"]["n"])  # nothing cut off
     answers = dict(zip(test["text"], test["label"]))
     answers.update(zip(wrong["text"], wrong["predicted"]))
@@ -91,7 +92,7 @@ def stage5_answers(run: PipelineRun) -> dict[str, str]:
 def compared(pipeline_run: PipelineRun) -> dict[str, str]:
     """N_COMPARED test texts and stage 5's answer for each, its mistakes first (they must be reproduced too)."""
     answers = stage5_answers(pipeline_run)
-    wrong = pd.read_csv(pipeline_run.artifacts / "misclassified.csv", keep_default_na=False)["text"].tolist()
+    wrong = pd.read_csv(pipeline_run.artifacts / art.MISCLASSIFIED, keep_default_na=False)["text"].tolist()
     right = sorted(set(answers) - set(wrong))
     picked = wrong[: N_COMPARED // 3] + pd.Series(right).sample(n=N_COMPARED - min(len(wrong), N_COMPARED // 3),
                                                                random_state=0).tolist()

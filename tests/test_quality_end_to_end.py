@@ -7,11 +7,13 @@ each intent, stages run with this interpreter (`sys.executable`, never a venv or
 3-epoch fine-tune. Chance macro-F1 with 15 intents is about 0.07.
 
 Floors, from `python benchmarks/e2e_quality_seeds.py --seeds 0 1 2` (the same run with other seeds
-for the slice, the split and the fine-tune; 2-core CPU):
-    seed 0: test macro-F1 see MEASURED below
-The floors sit well below the lowest measured value (a slice this small moves by a few points
-between seeds) and far above chance, so a useless model, a scrambled label map or a broken stage
-fails here.
+for the slice, the split and the fine-tune; 2-core CPU shared with other jobs, load average ~10):
+    seed 0: test macro-F1 0.917, accuracy 0.933, noisy-text macro-F1 0.897 (n=90)
+    seed 1: test macro-F1 0.989, accuracy 0.989, noisy-text macro-F1 0.956
+    seed 2: test macro-F1 0.914, accuracy 0.922, noisy-text macro-F1 0.894
+The floors sit about 0.11-0.14 below the lowest measured value (with 6 test rows per intent one
+row moves macro-F1 by ~0.01-0.02) and 12x above chance, so a useless model, a scrambled label map or
+a broken stage fails here while seed-to-seed noise does not.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from intent_pipeline import artifacts as art
 from conftest import PROJECT_ROOT, PipelineRun, seed_slice
 from servers import child_server, serve_command
 
-# Measured (benchmarks/e2e_quality_seeds.py): see the module docstring.
+# Measured (benchmarks/e2e_quality_seeds.py, seeds 0-2): macro-F1 0.914-0.989, noisy 0.894-0.956.
 MACRO_F1_FLOOR = 0.80
-NOISY_MACRO_F1_FLOOR = 0.70
+NOISY_MACRO_F1_FLOOR = 0.75
+VAL_MACRO_F1_FLOOR = 0.70  # seed 0: 0.939 on 60 validation rows (4 per intent: noisier than test)
 CLASS_F1_FLOOR = 0.0  # exclusive: no intent may be given up on (with ~6 test rows each, one row moves F1 a lot)
 CHANCE_MACRO_F1 = 1 / 15
 APP = PROJECT_ROOT / "app.py"
@@ -50,7 +53,7 @@ def test_the_pipeline_trains_a_model_far_above_chance(pipeline_run: PipelineRun)
     assert weakest > CLASS_F1_FLOOR, metrics["weakest_classes"]
     # Stage 4's own validation score says the same thing: the model learnt, it did not just run.
     training = _json(pipeline_run.model_dir / art.TRAINING_CONFIG)
-    assert training["val_metrics"]["macro_f1"] >= MACRO_F1_FLOOR
+    assert training["val_metrics"]["macro_f1"] >= VAL_MACRO_F1_FLOOR
 
 
 def test_label_maps_agree_across_stages(pipeline_run: PipelineRun) -> None:

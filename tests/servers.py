@@ -2,7 +2,8 @@
 
 Picking a "free" port in the test and handing it to the child is a race (another process can take
 it between the check and the child's bind). Here the child binds port 0 itself and the test reads
-the address the child reports (uvicorn: "Uvicorn running on http://127.0.0.1:PORT").
+the address the child reports in its output (e.g. streamlit's "URL: http://127.0.0.1:PORT"; serve.py
+writes a --port-file instead, see test_serve_processes.api_process).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import queue
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-UVICORN_READY = re.compile(r"Uvicorn running on (http://[^\s]+)")
 
 
 @dataclass
@@ -58,9 +57,10 @@ def stop(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
 
 
 @contextlib.contextmanager
-def child_server(command: Sequence[str], env: dict[str, str], ready: re.Pattern = UVICORN_READY,
+def child_server(command: Sequence[str], env: dict[str, str], ready: re.Pattern,
                  startup_s: float = 120.0) -> Iterator[ChildServer]:
-    """Start `command` (a server told to bind port 0), wait for `ready` to match a line, yield, kill.
+    """Start `command` (a server told to bind port 0), wait for `ready` (group 1: the base URL) to match
+    a line of its output, yield, then stop it.
 
     The child runs in its own process group so that workers it forks die with it.
     """
@@ -88,8 +88,3 @@ def child_server(command: Sequence[str], env: dict[str, str], ready: re.Pattern 
         yield ChildServer(url=url, proc=proc, lines=lines)
     finally:
         stop(proc)
-
-
-def serve_command(*args: str) -> list[str]:
-    """serve.py on an OS-chosen port, run by this interpreter."""
-    return [sys.executable, str(PROJECT_ROOT / "serve.py"), "--port", "0", *args]

@@ -27,8 +27,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from intent_pipeline import artifacts as art
+from intent_pipeline import db
 from conftest import PROJECT_ROOT, PipelineRun, seed_slice
-from servers import child_server, serve_command
+from test_serve_processes import api_process
 
 # Measured (benchmarks/e2e_quality_seeds.py, seeds 0-2): macro-F1 0.914-0.989, noisy 0.894-0.956.
 MACRO_F1_FLOOR = 0.80
@@ -105,11 +106,14 @@ def compared(pipeline_run: PipelineRun) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def api_answers(pipeline_run: PipelineRun, compared: dict[str, str],
                 tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
-    """The texts through a real `serve.py` process on the pipeline's model (port 0, killed afterwards)."""
-    env = {**pipeline_run.env, "MODEL_SOURCE": str(pipeline_run.model_dir), "LOG_LEVEL": "INFO",
-           "DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('api') / 'api.db'}", "INFERENCE_BACKEND": "torch"}
-    with child_server(serve_command(), env) as server:
-        response = httpx.post(f"{server.url}/predict", json={"texts": list(compared), "top_k": 3}, timeout=120)
+    """The texts through a real `serve.py` process on the pipeline's model (port 0, stopped afterwards)."""
+    folder = tmp_path_factory.mktemp("api")
+    url = f"sqlite:///{folder / 'api.db'}"
+    db.connect(url).dispose()  # the schema, as stage 2 creates it (the API only checks it)
+    env = {**pipeline_run.env, "MODEL_SOURCE": str(pipeline_run.model_dir), "DATABASE_URL": url,
+           "INFERENCE_BACKEND": "torch", "REQUEST_TIMEOUT_S": "120"}  # torch: what stage 5 scored with
+    with api_process(folder, "quality", env) as (base, _):
+        response = httpx.post(f"{base}/predict", json={"texts": list(compared), "top_k": 3}, timeout=180)
         assert response.status_code == 200, response.text
         return response.json()["predictions"]
 

@@ -269,7 +269,7 @@ def seed_slice(rows_per_intent: int, seed: int) -> pd.DataFrame:
 
 
 def run_stages_1_to_5(root: Path, rows_per_intent: int = PIPELINE_ROWS_PER_INTENT, seed: int = PIPELINE_SEED,
-                      train_args: Sequence[str] = PIPELINE_TRAIN_ARGS, timeout_s: float = 900) -> PipelineRun:
+                      train_args: Sequence[str] = PIPELINE_TRAIN_ARGS, timeout_s: float = 1800) -> PipelineRun:
     """Stages 1-5 through their scripts with `sys.executable` (never a venv or pip), settings in tmp folders."""
     import subprocess
     import sys

@@ -223,6 +223,8 @@ class FakeHub:
             oid = f"{len(self.commits):040x}"
             return httpx2.Response(200, json={"commitUrl": f"https://huggingface.co/{REPO_ID}/commit/{oid}",
                                               "commitOid": oid})
+        if path.startswith(f"{base}/tag/") and request.method == "DELETE":  # moving `serving`: none yet
+            return httpx2.Response(404, json={"error": "tag not found"})
         if path.startswith(f"{base}/tag/"):
             self.tags.append({"revision": path.rsplit("/", 1)[1], **json.loads(request.content)})
             return httpx2.Response(200, json={})
@@ -252,7 +254,8 @@ def test_hub_release_is_one_private_commit_with_a_tag(stage6_env: Path, settings
     assert len(fake_hub.commits) == 1 and fake_hub.commits[0]["summary"] == "Release v5"
     local = settings_env / "registry" / "intent-model" / "v5"
     assert fake_hub.commits[0]["files"] == _release_files(local)  # the identical folder, every byte
-    assert fake_hub.tags == [{"revision": f"{1:040x}", "tag": "v5", "message": "Release v5"}]
+    assert fake_hub.tags == [{"revision": f"{1:040x}", "tag": "v5", "message": "Release v5"},
+                             {"revision": f"{1:040x}", "tag": "serving", "message": "Serving v5"}]
     assert fake_hub.auth_headers == {f"Bearer {TOKEN}"}
     assert ModelCard(fake_hub.commits[0]["files"]["README.md"].decode()).data.eval_results
     assert json.loads(fake_hub.commits[0]["files"]["release.json"])["repo"] == REPO_ID

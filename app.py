@@ -6,8 +6,8 @@ download), Model quality (the release's evaluation artifacts), Monitoring & feed
 logged) and Review (approve or reject corrections before they can reach training). It binds to
 127.0.0.1 (.streamlit/config.toml); shared, every view needs a login (intent_pipeline/ui_login.py).
 `python app.py --hash-password` makes the DASHBOARD_PASSWORD_HASH for the password login.
-The release comes from MODEL_SOURCE (see intent_pipeline/registry.py) and is loaded once
-per process. Settings come from st.secrets when a secrets file exists (Streamlit Community Cloud),
+The release comes from MODEL_SOURCE (see intent_pipeline/registry.py), is loaded once
+per process and replaced in the background when a new one serves (intent_pipeline/reload.py). Settings come from st.secrets when a secrets file exists (Streamlit Community Cloud),
 else from config.get_settings().
 """
 
@@ -29,7 +29,7 @@ from intent_pipeline.cli import run_cli
 from intent_pipeline.db_guard import DatabaseGuard, DatabaseUnavailable
 from intent_pipeline.errors import PipelineError
 from intent_pipeline.predict import FallbackRule, IntentClassifier, Prediction
-from intent_pipeline.registry import resolve_model_source
+from intent_pipeline.reload import ReleasePoller
 from intent_pipeline.serving.service import Answer, PredictionService, load_masker, load_model
 from intent_pipeline.text import is_blank
 
@@ -78,18 +78,20 @@ def current_settings(secrets: dict) -> config.Settings:
     return dash.settings_with_secrets(config.get_settings(), secrets)
 
 
-@st.cache_resource(show_spinner="Finding the model release ...")
-def release_folder(source: str, registry_dir: str, repo_id: str, _settings: config.Settings) -> Path:
-    # Keyed on the settings that pick a release; the token (in _settings) is deliberately not a cache key.
-    return resolve_model_source(_settings)
-
-
 @st.cache_resource(show_spinner="Loading the model and the PII masker ...")
-def load_service(folder: str, backend: str, fallback_label: str, spacy_model: str,
+def load_service(source: str, registry_dir: str, repo_id: str, backend: str, fallback_label: str, spacy_model: str,
                  _settings: config.Settings) -> PredictionService:
-    """The same prediction service as the API (clean, mask, score, log rows), once per process."""
-    model = load_model(_settings, source=folder, num_threads=MODEL_THREADS)
-    return PredictionService(_settings, model, load_masker(spacy_model), MODEL_THREADS)
+    """The same prediction service as the API (clean, mask, score, log rows), once per process.
+
+    A background poller swaps a new serving release into it (a new LATEST, a moved Hub `serving`
+    tag, a rollback) without a restart. Keyed on the settings that pick a release; the token (in
+    _settings) is deliberately not a cache key.
+    """
+    service = PredictionService(_settings, load_model(_settings, num_threads=MODEL_THREADS), load_masker(spacy_model),
+                                MODEL_THREADS)
+    ReleasePoller(_settings, lambda: service.model.folder, lambda folder: service.swap_model(
+        load_model(_settings, source=str(folder), num_threads=MODEL_THREADS))).start()
+    return service
 
 
 @st.cache_resource
@@ -100,9 +102,8 @@ def database_guard(url: str) -> DatabaseGuard:
 def build_context(settings: config.Settings) -> AppContext | None:
     """Everything the views need, or None after rendering a helpful page about what is missing."""
     try:
-        folder = release_folder(settings.model_source, str(settings.registry_dir), settings.hf_repo_id, settings)
-        service = load_service(str(folder), settings.inference_backend, settings.fallback_label,
-                               settings.spacy_model, settings)
+        service = load_service(settings.model_source, str(settings.registry_dir), settings.hf_repo_id,
+                               settings.inference_backend, settings.fallback_label, settings.spacy_model, settings)
     except (OSError, ImportError) as exc:  # the spaCy model behind the masker is missing or broken
         st.error(f"The PII masker cannot be loaded, so messages cannot be classified safely: {exc}")
         st.markdown(f"Install the spaCy model `{settings.spacy_model}` (see requirements.txt) or set SPACY_MODEL.")
@@ -119,8 +120,9 @@ def build_context(settings: config.Settings) -> AppContext | None:
         guard.engine("log predictions")
     except DatabaseUnavailable as exc:  # answering still matters more than logging
         st.sidebar.warning(f"Predictions are not being logged. {exc}")
-    classifier = service.model.classifier
-    return AppContext(settings, folder, service, classifier, classifier.fallback, guard)
+    model = service.model  # once: this rerun shows one release throughout, even if a new one is swapped in
+    classifier = model.classifier
+    return AppContext(settings, model.folder, service, classifier, classifier.fallback, guard)
 
 
 def db_call(ctx: AppContext, what: str, fn, *args, **kwargs):
@@ -293,7 +295,8 @@ def classify_batch(ctx: AppContext, texts: list[str]) -> tuple[list[str], list[P
 # ---------------------------------------------------------------- Model quality
 
 def quality_view(ctx: AppContext) -> None:
-    ui_quality.quality_view(ctx.folder, ctx.settings.artifacts_dir, str(ctx.classifier.info.get("model_version", "")))
+    ui_quality.quality_view(ctx.folder, ctx.settings.artifacts_dir, str(ctx.classifier.info.get("model_version", "")),
+                              serving_version=ctx.classifier.version)
 
 
 # ---------------------------------------------------------------- Monitoring & feedback

@@ -144,6 +144,18 @@ class Settings:
     dashboard_password_hash: str
     dashboard_reviewers: str
     feedback_overrides_curated: bool
+    # Experiment tracking (MLflow), retraining and hot reload (issue 14)
+    mlflow_tracking: bool
+    mlflow_tracking_uri: str
+    mlflow_experiment: str
+    mlflow_log_model: bool
+    retrain_min_corrections: int
+    promotion_tolerance: float
+    guarded_metrics: tuple[str, ...]
+    gold_share: float
+    offtopic_eval_file: Path
+    offtopic_labels: tuple[str, ...]
+    reload_interval_s: float
 
     def __repr__(self) -> str:  # never let a secret reach a log line through repr()
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -151,6 +163,7 @@ class Settings:
         shown["api_token"] = "***" if self.api_token else ""
         shown["dashboard_password_hash"] = "***" if self.dashboard_password_hash else ""
         shown["database_url"] = mask_url(self.database_url)
+        shown["mlflow_tracking_uri"] = mask_url(self.mlflow_tracking_uri)
         return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
 
@@ -163,6 +176,20 @@ def mask_url(url: str) -> str:
     if ":" in auth:
         auth = auth.split(":", 1)[0] + ":***"
     return f"{scheme}://{auth}@{host}"
+
+
+def library_env_defaults() -> None:
+    """Environment the third-party libraries read at import: MLflow's usage telemetry is off unless
+    the user turned it on (nothing may reach an outside server by default). Call before `import mlflow`."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def _guarded_metrics() -> tuple[str, ...]:
+    raw = _env("GUARDED_METRICS", "accuracy,macro_f1,noisy_accuracy,noisy_macro_f1,offtopic_handled,gold_accuracy")
+    names = tuple(name.strip() for name in raw.split(",") if name.strip())
+    if not names:
+        raise ConfigError("GUARDED_METRICS must name at least one metric")
+    return names
 
 
 def child_env(**overrides: str) -> dict[str, str]:
@@ -243,6 +270,18 @@ def get_settings() -> Settings:
         dashboard_password_hash=os.environ.get("DASHBOARD_PASSWORD_HASH", "").strip(),
         dashboard_reviewers=_env("DASHBOARD_REVIEWERS", ""),
         feedback_overrides_curated=_env_bool("FEEDBACK_OVERRIDES_CURATED", False),
+        mlflow_tracking=_env_bool("MLFLOW_TRACKING", True),
+        # SQLite under ARTIFACTS_DIR: MLflow's own local store (its plain-folder store is in maintenance mode).
+        mlflow_tracking_uri=_env("MLFLOW_TRACKING_URI", f"sqlite:///{artifacts_dir / 'mlflow.db'}"),
+        mlflow_experiment=_env("MLFLOW_EXPERIMENT_NAME", "intent-classifier"),
+        mlflow_log_model=_env_bool("MLFLOW_LOG_MODEL", True),
+        retrain_min_corrections=int(_env_number("RETRAIN_MIN_CORRECTIONS", 50)),
+        promotion_tolerance=float(_env_number("PROMOTION_TOLERANCE", 0.01, float)),
+        guarded_metrics=_guarded_metrics(),
+        gold_share=float(_env_number("GOLD_SHARE", 0.2, float)),
+        offtopic_eval_file=_path("OFFTOPIC_EVAL_FILE", "data/eval/off_topic.csv"),
+        offtopic_labels=tuple(x.strip() for x in _env("OFFTOPIC_LABELS", "other").split(",") if x.strip()),
+        reload_interval_s=float(_env_number("RELOAD_INTERVAL_S", 30.0, float)),
     )
     if settings.max_queue < settings.max_batch:  # a full-size request could never be queued
         raise ConfigError(f"MAX_QUEUE must be >= MAX_BATCH ({settings.max_batch}), got {settings.max_queue}")

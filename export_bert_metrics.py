@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from config import Settings, get_settings
-from intent_pipeline import artifacts, eval_plots
+from intent_pipeline import artifacts, eval_plots, tracking
 from intent_pipeline import evaluation as ev
 from intent_pipeline.artifacts import Artifacts, ModelFiles
 from intent_pipeline.cli import run_cli
@@ -192,6 +192,10 @@ def print_summary(metrics: dict, out_dir: Path) -> None:
     lines.append("  weakest classes (F1): " + ", ".join(
         f"{w['label']} {w['f1']:.3f}" for w in metrics["weakest_classes"]))
     lines.append(f"  written to {out_dir}")
+    if metrics.get("mlflow"):
+        run = metrics["mlflow"]
+        lines.append(f"  MLflow run {run['run_name']} ({run['run_id']}) in experiment {run['experiment_name']} "
+                     f"at {run['tracking_uri']}")
     print("\n".join(lines))
 
 
@@ -213,9 +217,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     scored = {name: score(classifier, frame, args.batch_size, name) for name, frame in splits.items()}
     metrics, thresholds = evaluate(classifier, scored, args, settings.artifacts_dir)
 
-    write_json_atomic(files.thresholds, thresholds)
-    write_json_atomic(ModelFiles.from_settings(settings).thresholds, thresholds)
-    write_json_atomic(files.metrics, metrics)
+    # The evaluation joins the fine-tune's MLflow run (same model), or gets its own in another store.
+    training_run = (classifier.info.get("mlflow") or {}).get("run_id")
+    with tracking.start_run(settings, f"evaluate-{classifier.version}", "evaluate", run_id=training_run) as run:
+        if run is not None:
+            metrics["mlflow"] = {**(classifier.info.get("mlflow") or {}), **run}
+        write_json_atomic(files.thresholds, thresholds)
+        write_json_atomic(ModelFiles.from_settings(settings).thresholds, thresholds)
+        write_json_atomic(files.metrics, metrics)
+        if run is not None:
+            tracking.log_evaluation(metrics, settings.artifacts_dir)
     print_summary(metrics, settings.artifacts_dir)
     return 0
 

@@ -15,10 +15,12 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import config
+from intent_pipeline import tracking
 from intent_pipeline.artifacts import LABEL_MAPPING, TRAINING_CONFIG, Artifacts
 from intent_pipeline.cli import run_cli
 from intent_pipeline.errors import PipelineError
@@ -75,7 +77,7 @@ def parse_args(argv: Sequence[str] | None, settings: config.Settings) -> argpars
     return args
 
 
-def training_arguments(args: argparse.Namespace):
+def training_arguments(args: argparse.Namespace, report_to: str = "none"):
     import torch
     from transformers import TrainingArguments
 
@@ -95,7 +97,8 @@ def training_arguments(args: argparse.Namespace):
         greater_is_better=True,
         train_sampling_strategy="group_by_length",
         logging_steps=50,
-        report_to="none",
+        report_to=report_to,  # "mlflow": per-step loss and per-epoch validation metrics into the active run
+        run_name=getattr(args, "run_name", None),
         seed=args.seed,
         data_seed=args.seed,
         # CPU processes started by torchrun need gloo; single-process and GPU runs pick their own.
@@ -148,18 +151,40 @@ def training_config(args, data, val_metrics: dict, train_output, world_size: int
     }
 
 
-def train(args: argparse.Namespace) -> dict | None:
-    """Fine-tune and save; returns the training config on the main process, None on the others."""
-    from transformers import set_seed
-    from transformers.trainer_utils import get_last_checkpoint
+def tracked_settings(args: argparse.Namespace) -> dict:
+    """The settings of this fine-tune that MLflow records beside the Trainer's own arguments."""
+    keys = ("base_model", "epochs", "batch_size", "lr", "max_length", "max_train_rows", "seed", "patience",
+            "weight_decay", "warmup_ratio", "class_weights", "freeze_embeddings", "resume")
+    return {key: getattr(args, key) for key in keys}
 
+
+def train(args: argparse.Namespace, settings: config.Settings | None = None) -> dict | None:
+    """Fine-tune and save, tracked as an MLflow run (on the main process) when MLFLOW_TRACKING is on.
+
+    Returns the training config on the main process, None on the others.
+    """
+    from transformers import set_seed
+
+    settings = settings or config.get_settings()
     data = load_split_data(args.artifacts_dir)
     data.train = subsample(data.train, args.max_train_rows, args.seed)
     set_seed(args.seed)
     tokenizer, model = load_base_model(args.base_model, data.id2label)
     if args.freeze_embeddings:
         log.info("word embeddings frozen (%d parameters)", freeze_word_embeddings(model))
-    train_args = training_arguments(args)
+    args.run_name = f"finetune-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
+    config.library_env_defaults()  # the Trainer's MLflow callback imports mlflow on every process
+    train_args = training_arguments(args, report_to="mlflow" if settings.mlflow_tracking else "none")
+    track = settings.mlflow_tracking and train_args.process_index == 0
+    with tracking.start_run(replace(settings, mlflow_tracking=track), args.run_name, "finetune") as run:
+        if run is not None:
+            tracking.log_training_inputs(tracked_settings(args), data.fingerprint, data.train, data.val)
+        return _train(args, settings, data, tokenizer, model, train_args, run)
+
+
+def _train(args, settings: config.Settings, data, tokenizer, model, train_args, run: dict | None) -> dict | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
     resume_from = None
     if args.resume:
         resume_from = get_last_checkpoint(str(args.checkpoint_dir)) if args.checkpoint_dir.is_dir() else None
@@ -177,6 +202,10 @@ def train(args: argparse.Namespace) -> dict | None:
         return None
     cfg = training_config(args, data, val_metrics, output, train_args.world_size)
     cfg["wall_time_s"] = round(time.perf_counter() - started, 1)
+    if run is not None:
+        cfg["mlflow"] = run
+        tracking.log_final_training(cfg)
+        cfg["mlflow"]["model_uri"] = tracking.log_model(trainer.model, tokenizer, settings) or ""
     mapping = {"label2id": data.label2id, "id2label": {str(i): label for i, label in data.id2label.items()}}
     save_model_dir(args.output_dir, trainer.model, tokenizer,
                    {LABEL_MAPPING: mapping, TRAINING_CONFIG: cfg})
@@ -187,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = config.get_settings()
     setup_logging(settings.log_level)
     args = parse_args(argv, settings)
-    cfg = train(args)
+    cfg = train(args, settings)
     if cfg is not None:
         log.info("model %s saved to %s: validation macro-F1 %.4f, accuracy %.4f (%.0f s)",
                  cfg["model_version"], args.output_dir, cfg["val_metrics"].get("macro_f1", float("nan")),

@@ -5,6 +5,10 @@ Near-duplicates (texts differing only by numbers, PII placeholders, casing/punct
 share a group and each group stays inside one split, stratified by label. The training split is
 capped per group (templated data is highly redundant) and partly rewritten with chat-style
 noise; a noisy copy of the test split is written for stage 5. Validation and test are never augmented.
+
+With `--frozen-test DIR` (what retrain.py passes) the test split is not re-drawn: DIR's test split is
+written back unchanged and kept, with its near-duplicates, out of train and validation. Corrections
+in the gold set (intent_pipeline/holdout.py, GOLD_SHARE) are never part of any split.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 import config
-from intent_pipeline import db
+from intent_pipeline import db, holdout
 from intent_pipeline.artifacts import Artifacts
 from intent_pipeline.augment import chat_noise, noisy_copies
 from intent_pipeline.cli import run_cli
@@ -66,7 +70,13 @@ def parse_args(argv: Sequence[str] | None, settings: config.Settings) -> argpars
                         default=settings.feedback_overrides_curated,
                         help="when an approved correction contradicts the curated label of the same text, train "
                              "on the correction (default: FEEDBACK_OVERRIDES_CURATED, off: the curated label wins)")
+    parser.add_argument("--frozen-test", type=Path, default=None,
+                        help="keep the test split in this folder (from retrain.py) instead of drawing a new one")
+    parser.add_argument("--gold-share", type=float, default=settings.gold_share,
+                        help="share of approved corrections held out as the gold set, never trained on (default: GOLD_SHARE)")
     args = parser.parse_args(argv)
+    if not 0 <= args.gold_share < 1:
+        raise PipelineError("--gold-share must be in [0, 1)")
     if not (0 < args.val_ratio < 1 and 0 < args.test_ratio < 1 and args.val_ratio + args.test_ratio < 1):
         raise PipelineError("--val-ratio and --test-ratio must be in (0, 1) and sum to less than 1")
     if not 0 <= args.augment_fraction <= 1:
@@ -74,8 +84,12 @@ def parse_args(argv: Sequence[str] | None, settings: config.Settings) -> argpars
     return args
 
 
-def load_rows(database_url: str, use_feedback: bool, feedback_wins: bool) -> tuple[pd.DataFrame, dict]:
-    """`text,label,from_feedback` from messages plus *approved* feedback corrections, and the feedback report."""
+def load_rows(database_url: str, use_feedback: bool, feedback_wins: bool,
+              gold_share: float = 0.0) -> tuple[pd.DataFrame, dict]:
+    """`text,label,from_feedback` from messages plus *approved* feedback corrections, and the feedback report.
+
+    Texts of gold-set corrections (intent_pipeline/holdout.py) are left out everywhere: retrain.py scores on them.
+    """
     engine = db.connect(database_url)
     try:
         messages = db.read_messages(engine)[["text", "label"]]
@@ -87,12 +101,15 @@ def load_rows(database_url: str, use_feedback: bool, feedback_wins: bool) -> tup
         raise PipelineError(f"the messages table in {config.mask_url(database_url)} is empty: run `python load_to_mysql.py` first")
     if approved is None:
         approved = pd.DataFrame(columns=db.FEEDBACK_COLUMNS)
+    gold = set(approved["text"].astype(str)[holdout.is_gold(approved["text"].astype(str), gold_share)])
+    approved = approved[~approved["text"].astype(str).isin(gold)]
     merged = merge_corrections(messages, approved, feedback_wins)
     report = merged.report(len(approved), feedback_wins, counts)
     report["feedback_ids"] = merged.used_ids
     log_feedback(report, use_feedback)
-    rows = merged.rows[merged.rows["text"].astype(str).str.strip() != ""]
-    log.info("read %d messages and %d approved feedback corrections", len(messages), len(approved))
+    rows = merged.rows[(merged.rows["text"].astype(str).str.strip() != "") & ~merged.rows["text"].isin(gold)]
+    log.info("read %d messages and %d approved feedback corrections (%d more held out as gold)", len(messages),
+             len(approved), len(gold))
     return rows, report
 
 
@@ -215,15 +232,20 @@ def update_data_report(path: Path, section: dict) -> None:
 
 
 def prepare(args: argparse.Namespace) -> dict:
-    rows, feedback_report = load_rows(args.database_url, args.feedback, args.feedback_overrides_curated)
+    rows, feedback_report = load_rows(args.database_url, args.feedback, args.feedback_overrides_curated, args.gold_share)
     # Sorting by text makes group ids and splits independent of the order the database returns.
     rows = rows.sort_values(["text", "label"], kind="stable").reset_index(drop=True)
-    rows["group_id"] = near_duplicate_groups(rows["text"].tolist())
-    check_labels(rows, rows["group_id"].to_numpy())
-    ratios = (1 - args.val_ratio - args.test_ratio, args.val_ratio, args.test_ratio)
-    split_idx = assign_splits(rows["label"].tolist(), rows["group_id"].to_numpy(), ratios, args.seed,
-                              force_train=rows["from_feedback"].to_numpy())
-    rows["split"] = np.asarray(SPLIT_NAMES)[split_idx]
+    frozen_noisy = None
+    if args.frozen_test is not None:
+        frozen, frozen_noisy = holdout.read_frozen_test(args.frozen_test)
+        rows = holdout.split_around_frozen_test(rows, frozen, args.val_ratio, args.test_ratio, args.seed)
+    else:
+        rows["group_id"] = near_duplicate_groups(rows["text"].tolist())
+        check_labels(rows, rows["group_id"].to_numpy())
+        ratios = (1 - args.val_ratio - args.test_ratio, args.val_ratio, args.test_ratio)
+        split_idx = assign_splits(rows["label"].tolist(), rows["group_id"].to_numpy(), ratios, args.seed,
+                                  force_train=rows["from_feedback"].to_numpy())
+        rows["split"] = np.asarray(SPLIT_NAMES)[split_idx]
     labels = sorted(rows["label"].unique())
 
     train = cap_per_group(rows[rows["split"] == "train"], args.group_cap, args.seed).assign(augmented=False)
@@ -235,7 +257,9 @@ def prepare(args: argparse.Namespace) -> dict:
     write_csv_atomic(train[SPLIT_COLUMNS], out.split("train"))
     write_csv_atomic(rows[rows["split"] == "val"][SPLIT_COLUMNS], out.split("val"))
     write_csv_atomic(test[SPLIT_COLUMNS], out.split("test"))
-    write_csv_atomic(noisy_test(test, args.seed)[SPLIT_COLUMNS], out.split("test_noisy"))
+    noisy = noisy_test(test, args.seed) if frozen_noisy is None else frozen_noisy.assign(
+        group_id=frozen_noisy["group_id"] if "group_id" in frozen_noisy else -1)
+    write_csv_atomic(noisy[SPLIT_COLUMNS], out.split("test_noisy"))
     write_json_atomic(out.label_mapping, {
         "label2id": {label: i for i, label in enumerate(labels)},
         "id2label": {str(i): label for i, label in enumerate(labels)},
@@ -245,6 +269,7 @@ def prepare(args: argparse.Namespace) -> dict:
         "fingerprint": fingerprint(rows), "rows": len(rows), "labels": len(labels), "seed": args.seed,
         "val_ratio": args.val_ratio, "test_ratio": args.test_ratio, "feedback_rows": int(rows["from_feedback"].sum()),
         "feedback_ids": feedback_report["feedback_ids"],
+        "frozen_test": str(args.frozen_test) if args.frozen_test else None,
     })
     section = splits_report(rows, train, args)
     section["feedback"] = {k: v for k, v in feedback_report.items() if k != "feedback_ids"}

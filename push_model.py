@@ -8,6 +8,9 @@ version; the repo is created only after the release passed its checks. With ONNX
 test macro-F1 (and its difference from PyTorch's) goes into release.json and the model card.
 Refuses stale or missing metrics, a model trained before the data was re-split, and any file that
 contains a raw PII value stage 1 masked.
+
+`--rollback vN` makes an earlier release the serving one again (local LATEST and, with HF_TOKEN and
+HF_REPO_ID, the Hub repo's `serving` tag); nothing is rebuilt. `--list` shows the releases.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from config import Settings, get_settings
 from intent_pipeline import backends
 from intent_pipeline import artifacts
 from intent_pipeline import evaluation as ev
-from intent_pipeline import registry
+from intent_pipeline import registry, tracking
 from intent_pipeline.artifacts import Artifacts, ModelFiles
 from intent_pipeline.cli import run_cli
 from intent_pipeline.errors import PipelineError
@@ -52,10 +55,40 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="skip the ONNX (fp32 + int8) export into the release (default: RELEASE_ONNX)")
     parser.add_argument("--version", default=None,
                         help="release version, e.g. v7 (default: the next vN for this repo, locally and on the Hub)")
+    parser.add_argument("--rollback", metavar="VERSION", default=None,
+                        help="serve the earlier release VERSION (e.g. v3) again instead of publishing a new one")
+    parser.add_argument("--list", action="store_true", help="list the local releases and which one serves, then exit")
     args = parser.parse_args(argv)
-    if args.version is not None and not registry.VERSION_RE.match(args.version):
-        parser.error("--version must look like v<number>, e.g. v3")
+    for name in ("version", "rollback"):
+        value = getattr(args, name)
+        if value is not None and not registry.VERSION_RE.match(value):
+            parser.error(f"--{name} must look like v<number>, e.g. v3")
     return args
+
+
+def rollback(settings: Settings, version: str) -> str | None:
+    """Make `version` the serving release locally and, when configured, on the Hub; returns the one it replaced."""
+    if settings.hf_token and settings.hf_repo_id:
+        from huggingface_hub import HfApi
+
+        registry.rollback_hub(HfApi(token=settings.hf_token), settings.hf_repo_id, version, settings)
+        if version not in registry.local_versions(settings):
+            log.warning("%s is not in the local registry: only the Hub's serving tag moved", version)
+            return None
+    return registry.rollback_local(settings, version)
+
+
+def list_releases(settings: Settings) -> str:
+    serving = registry.serving_local_version(settings)
+    repo_dir = settings.registry_dir / registry.repo_name(settings)
+    lines = []
+    for version in registry.local_versions(settings):
+        info_path = repo_dir / version / artifacts.RELEASE_INFO
+        info = read_json(info_path, "release info", "re-publish it") if info_path.is_file() else {}
+        f1 = (info.get("metrics") or {}).get("macro_f1")
+        score = f"test macro-F1 {f1:.4f}" if isinstance(f1, (int, float)) else ""
+        lines.append(f"{'*' if version == serving else ' '} {version:<6} {info.get('created_at', '?'):<26} {score}")
+    return "\n".join(lines) if lines else f"no releases in {repo_dir}"
 
 
 def load_checked_inputs(settings: Settings) -> tuple[dict, dict, dict]:
@@ -131,6 +164,7 @@ def release_info(version: str, training: dict, metrics: dict, thresholds: dict, 
         "metrics": {key: metrics.get(key) for key in
                     ("accuracy", "macro_f1", "weighted_f1", "noisy_accuracy", "noisy_macro_f1", "ece")},
         "fallback": {"threshold": thresholds.get("threshold", 0.0), "margin": thresholds.get("margin", 0.0)},
+        "mlflow": metrics.get("mlflow") or training.get("mlflow") or {},
     }
 
 
@@ -232,7 +266,9 @@ def publish(settings: Settings, version: str | None = None, public: bool = False
         if use_hub:
             prepare_hub_repo(api, settings, version, private=not public)
             registry.publish_hub(stage, settings.hf_repo_id, version, settings, api, private=not public)
-        return registry.publish_local(stage, version, settings)
+        folder = registry.publish_local(stage, version, settings)
+        tracking.tag_release(settings, (info.get("mlflow") or {}).get("run_id"), version)
+        return folder
     finally:
         registry.discard_staging(stage)  # no-op after a successful rename
 
@@ -243,6 +279,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.no_onnx:
         settings = replace(settings, release_onnx=False)
     setup_logging(settings.log_level)
+    if args.list:
+        print(list_releases(settings))
+        return 0
+    if args.rollback:
+        previous = rollback(settings, args.rollback)
+        print(f"Serving {args.rollback} again (was {previous or 'unknown'}); running apps and APIs switch at their "
+              "next reload check")
+        return 0
     folder = publish(settings, version=args.version, public=args.public)
     where = f"Hub repo {settings.hf_repo_id} and " if settings.hf_token and settings.hf_repo_id else ""
     print(f"Released {folder.name} to {where}{folder}")

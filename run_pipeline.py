@@ -8,7 +8,9 @@ already completed with the same inputs and settings (recorded in ARTIFACTS_DIR/p
 after it succeeds); every stage writes its outputs atomically, so an interrupted run leaves the
 previous outputs intact and a re-run picks up at the first stage that did not complete.
 `--force` re-runs everything (do that after users gave feedback in the app, so stage 3 folds it in);
-`--fast` trains briefly on a subset to show the whole flow in minutes.
+`--fast` trains briefly on a subset to show the whole flow in minutes. `--retrain` brings stages 1-2
+up to date, then retrains champion/challenger style (retrain.py: stages 3-5 when enough approved
+corrections arrived, or with --force; publishes only a model no worse than the serving one).
 
 On a fresh clone, `python3 run_pipeline.py` first creates `.venv` with the pinned requirements
 (intent_pipeline/venv.py) and re-runs itself there; `--no-venv` uses the current Python instead.
@@ -30,7 +32,6 @@ import hashlib  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import subprocess  # noqa: E402
-import time  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 from dataclasses import dataclass, fields  # noqa: E402
 
@@ -41,6 +42,7 @@ from intent_pipeline.cli import run_cli  # noqa: E402
 from intent_pipeline.errors import PipelineError  # noqa: E402
 from intent_pipeline.files import sha256_file, write_json_atomic  # noqa: E402
 from intent_pipeline.logging_setup import setup_logging  # noqa: E402
+from intent_pipeline.stage_runner import run_script  # noqa: E402
 
 log = logging.getLogger("run_pipeline")
 
@@ -62,10 +64,10 @@ class Stage:
 # Settings whose values change each stage's output: part of its completion key, so changing one re-runs
 # the stage (and every later one). Checked against `Settings` at import: a typo fails at once.
 STAGE_SETTINGS = {
-    "ingest": ("raw_data_file", "cleaned_data_file", "spacy_model", "max_text_chars", "artifacts_dir"),
+    "ingest": ("raw_data_file", "cleaned_data_file", "spacy_model", "max_text_chars", "artifacts_dir", "mask_unknown_ids"),
     "load": ("database_url",),
     "prepare": ("database_url", "seed", "val_ratio", "test_ratio", "augment", "augment_fraction", "train_group_cap",
-                "artifacts_dir", "feedback_overrides_curated"),
+                "artifacts_dir", "feedback_overrides_curated", "gold_share"),
     "finetune": ("base_model", "epochs", "batch_size", "learning_rate", "weight_decay", "warmup_ratio",
                  "early_stopping_patience", "max_length", "class_weights", "freeze_embeddings", "seed", "model_dir"),
     "evaluate": ("model_dir", "artifacts_dir", "fallback_min_coverage"),
@@ -78,6 +80,9 @@ SETTINGS_WITHOUT_OUTPUT = (
     # serving only (app and API): no stage output depends on them
     "batch_wait_ms", "max_queue", "request_timeout_s", "max_body_bytes", "api_token", "api_workers",
     "inference_threads", "dashboard_address", "dashboard_password_hash", "dashboard_reviewers",
+    # experiment tracking records runs, it does not change them; the rest is read by retrain.py and the servers
+    "mlflow_tracking", "mlflow_tracking_uri", "mlflow_experiment", "mlflow_log_model", "retrain_min_corrections",
+    "promotion_tolerance", "guarded_metrics", "offtopic_eval_file", "offtopic_labels", "reload_interval_s",
 )
 
 
@@ -144,16 +149,7 @@ def load_state(path: Path) -> dict[str, str]:
 
 
 def run_stage(stage: Stage) -> None:
-    command = [sys.executable, str(PROJECT_ROOT / stage.script), *stage.args]
-    log.info("stage %s: %s", stage.name, " ".join(command[1:]))
-    started = time.monotonic()
-    result = subprocess.run(command, cwd=PROJECT_ROOT)
-    if result.returncode != 0:
-        raise PipelineError(
-            f"stage {stage.name} ({stage.script}) failed with exit code {result.returncode}; "
-            "fix the error above and re-run: completed stages are skipped"
-        )
-    log.info("stage %s done in %.1f s", stage.name, time.monotonic() - started)
+    run_script(stage.name, stage.script, stage.args)
 
 
 def start_app(port: int, address: str) -> int:
@@ -172,22 +168,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--address", default=None,
                         help="address the app binds to (default: DASHBOARD_ADDRESS, 127.0.0.1); a non-local "
                              "address needs a login (DASHBOARD_PASSWORD_HASH or Streamlit OIDC)")
+    parser.add_argument("--retrain", action="store_true",
+                        help="retrain from approved corrections and publish only if no guarded metric drops "
+                             "(as retrain.py; with --force: whatever the number of corrections); no app")
     parser.add_argument("--no-venv", action="store_true",
                         help="run with this Python instead of creating/using the project's .venv")
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    settings = get_settings()
-    setup_logging(settings.log_level)
-    address = args.address or settings.dashboard_address
-    if not args.no_app:
-        launch.check_dashboard_access(settings, address)  # refuse before a long run, not after it
-    stages = pipeline_stages(args.fast)
-    keys = stage_keys(stages, settings, args.fast)
+def run_stages(stages: Sequence[Stage], settings: Settings, fast: bool, force: bool) -> None:
+    """Run each stage that is not up to date (and every one after the first that ran)."""
+    keys = stage_keys(pipeline_stages(fast), settings, fast)
     state_path = Artifacts.from_settings(settings).pipeline_state
-    state = {} if args.force else load_state(state_path)
+    state = {} if force else load_state(state_path)
     upstream_ran = False
     for stage in stages:
         if not upstream_ran and is_up_to_date(stage, keys[stage.name], state, settings):
@@ -197,6 +190,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         upstream_ran = True
         state[stage.name] = keys[stage.name]
         write_json_atomic(state_path, state)
+
+
+def retrain_from_feedback(settings: Settings, fast: bool, force: bool) -> int:
+    from intent_pipeline.retrain import retrain
+
+    run_stages(pipeline_stages(fast)[:2], settings, fast, force=False)  # ingest + load, if the raw data changed
+    outcome = retrain(settings, force=force, epochs=float(FAST_EPOCHS) if fast else None,
+                      max_train_rows=FAST_TRAIN_ROWS if fast else None)
+    print(f"retrain: {outcome.message}", flush=True)
+    return outcome.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = get_settings()
+    setup_logging(settings.log_level)
+    if args.retrain:
+        return retrain_from_feedback(settings, args.fast, args.force)
+    address = args.address or settings.dashboard_address
+    if not args.no_app:
+        launch.check_dashboard_access(settings, address)  # refuse before a long run, not after it
+    run_stages(pipeline_stages(args.fast), settings, args.fast, args.force)
     if args.no_app:
         print("\nPipeline complete. Start the dashboard with: streamlit run app.py", flush=True)
         return 0

@@ -8,7 +8,9 @@ backed up), `GET /model` (release, backend and why, metrics); OpenAPI docs at /d
 Concurrent requests are micro-batched: one mask call and one model call per batch, on the backend
 INFERENCE_BACKEND picks (auto: int8 ONNX when the release vouches for it). The queue is bounded
 (MAX_QUEUE; full = 503 + Retry-After), each request has a deadline (REQUEST_TIMEOUT_S; 504), and
-predictions are logged from a background thread. The database schema must exist already
+predictions are logged from a background thread. A new serving release (a new LATEST, a moved Hub
+`serving` tag, or a rollback) is loaded in the background and swapped in without a restart or a
+failed request, every RELOAD_INTERVAL_S seconds (intent_pipeline/reload.py). The database schema must exist already
 (stage 2: `python load_to_mysql.py --schema-only`).
 
     python serve.py --port 8000 --workers 2

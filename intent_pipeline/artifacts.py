@@ -60,6 +60,11 @@ LATEST_POINTER = "LATEST"
 # run_pipeline.py, under ARTIFACTS_DIR
 PIPELINE_STATE = "pipeline_state.json"
 
+# retrain.py, under ARTIFACTS_DIR
+FROZEN_TEST_DIR = "frozen_test"  # the serving release's test split (+ noisy copy), kept for every retrain
+FROZEN_TEST_INFO = "frozen.json"  # written last: marks a complete frozen folder
+RETRAIN_REPORTS_DIR = "retrain"  # report-<time>.json/.md per retrain, and latest.json/.md
+
 
 @dataclass(frozen=True)
 class Artifacts:

@@ -197,6 +197,15 @@ def load_quality_report(folders: Sequence[Path]) -> QualityReport:
     return report
 
 
+def mlflow_caption(metrics: Mapping[str, Any]) -> str:
+    """One line naming the MLflow run that trained and evaluated the served model ('' when untracked)."""
+    run = metrics.get("mlflow") or {}
+    if not run.get("run_id"):
+        return ""
+    return (f"MLflow run `{run.get('run_name') or run['run_id']}` (id `{run['run_id']}`) in experiment "
+            f"`{run.get('experiment_name', '?')}` · store `{run.get('tracking_uri', '?')}`")
+
+
 def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
     """Numeric leaves of a nested metrics dict as `section.name` keys."""
     flat: dict[str, float] = {}

@@ -31,6 +31,7 @@ from intent_pipeline.files import write_text_atomic
 log = logging.getLogger(__name__)
 
 DEFAULT_REPO_NAME = "intent-classifier"
+SERVING_TAG = "serving"
 VERSION_RE = re.compile(r"^v(\d+)$")
 # A release is committed and tagged on this branch before main sees it (see publish_hub).
 STAGING_BRANCH_PREFIX = "release-staging-"
@@ -49,8 +50,13 @@ def latest_local_release(settings: Settings) -> Path:
             f"no release in the local registry {repo_dir}: run `python push_model.py` "
             "(or set MODEL_SOURCE to a release folder or a Hub repo id)"
         )
-    release = repo_dir / pointer.read_text(encoding="utf-8").strip()
-    if not (release / MODEL_CONFIG).is_file():
+    return local_release(settings, pointer.read_text(encoding="utf-8").strip())
+
+
+def local_release(settings: Settings, version: str) -> Path:
+    """The folder of local release `version`, or a PipelineError when it is missing or incomplete."""
+    release = settings.registry_dir / repo_name(settings) / version
+    if not version or not (release / MODEL_CONFIG).is_file():
         raise PipelineError(f"the latest release {release} is missing or incomplete: re-run `python push_model.py`")
     return release
 
@@ -76,6 +82,7 @@ def _download_from_hub(source: str, settings: Settings) -> Path:
 
     repo_id, _, revision = source.partition("@")
     try:
+        revision = revision or _serving_revision_or_none(repo_id, settings)
         folder = Path(snapshot_download(repo_id, revision=revision or None, token=settings.hf_token or None))
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as exc:
         reason = hub_error_reason(exc, settings)
@@ -83,6 +90,17 @@ def _download_from_hub(source: str, settings: Settings) -> Path:
     if not (folder / MODEL_CONFIG).is_file():
         raise PipelineError(f"the Hub repo {source!r} holds no model release (no config.json)")
     return folder
+
+
+def _serving_revision_or_none(repo_id: str, settings: Settings) -> str | None:
+    """The serving commit of `repo_id`, or None (then `main`) when its tags cannot be listed."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        return hub_serving_revision(HfApi(token=settings.hf_token or None), repo_id)
+    except (HfHubHTTPError, OSError, ValueError):
+        return None  # snapshot_download then reports the real problem (auth, missing repo, offline)
 
 
 def next_version(existing: Iterable[str]) -> str:
@@ -116,6 +134,30 @@ def publish_local(staged: Path, version: str, settings: Settings) -> Path:
     write_text_atomic(repo_dir / LATEST_POINTER, version + "\n")
     log.info("published %s to the local registry at %s", version, target)
     return target
+
+
+def serving_local_version(settings: Settings) -> str | None:
+    """The version LATEST names, or None when nothing was released locally."""
+    pointer = settings.registry_dir / repo_name(settings) / LATEST_POINTER
+    try:
+        return pointer.read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def rollback_local(settings: Settings, version: str) -> str | None:
+    """Point LATEST at an existing, complete local release; returns the version it named before."""
+    repo_dir = settings.registry_dir / repo_name(settings)
+    release = repo_dir / version
+    if not VERSION_RE.match(version) or not release.is_dir():
+        known = ", ".join(local_versions(settings)) or "none"
+        raise PipelineError(f"no release {version!r} in the local registry {repo_dir} (releases: {known})")
+    if not (release / MODEL_CONFIG).is_file():
+        raise PipelineError(f"release {release} is incomplete (no config.json): it cannot serve")
+    previous = serving_local_version(settings)
+    write_text_atomic(repo_dir / LATEST_POINTER, version + "\n")
+    log.info("local registry: LATEST now names %s (was %s)", version, previous or "nothing")
+    return previous
 
 
 def discard_staging(staged: Path) -> None:
@@ -178,8 +220,60 @@ def publish_hub(folder: Path, repo_id: str, version: str, settings: Settings, ap
         raise PipelineError(f"{version} is complete on the Hub repo {repo_id} under its tag, but its main branch "
                             f"was not updated ({hub_error_reason(exc, settings)}): use MODEL_SOURCE={repo_id}@{version}"
                             ) from None
+    try:  # last: `serving` moves only to a release that is complete on main and under its tag
+        move_serving_tag(api, repo_id, commit.oid, version)
+    except failures as exc:
+        raise PipelineError(f"{version} is published on the Hub repo {repo_id}, but its `{SERVING_TAG}` tag was not "
+                            f"moved ({hub_error_reason(exc, settings)}): run push_model.py --rollback {version}"
+                            ) from None
     log.info("published %s to the Hub: %s (%s repo)", version, commit.commit_url, "private" if private else "public")
     return commit.commit_url
+
+
+def _hub_refs(api, repo_id: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(version tag -> commit, other tag -> commit) of a Hub repo."""
+    refs = api.list_repo_refs(repo_id, repo_type="model")
+    versions = {tag.name: tag.target_commit for tag in refs.tags if VERSION_RE.match(tag.name)}
+    others = {tag.name: tag.target_commit for tag in refs.tags if not VERSION_RE.match(tag.name)}
+    return versions, others
+
+
+def hub_serving_revision(api, repo_id: str) -> str | None:
+    """Commit the Hub repo serves: its `serving` tag, else its newest version tag, else None (use `main`)."""
+    versions, others = _hub_refs(api, repo_id)
+    if SERVING_TAG in others:
+        return others[SERVING_TAG]
+    if versions:
+        return versions[max(versions, key=lambda name: int(name[1:]))]
+    return None
+
+
+def move_serving_tag(api, repo_id: str, commit: str, version: str) -> None:
+    """Point the Hub repo's `serving` tag at `commit` (tags cannot move: delete, then create)."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        api.delete_tag(repo_id, tag=SERVING_TAG, repo_type="model")
+    except HfHubHTTPError as exc:
+        if getattr(exc.response, "status_code", None) != 404:  # no tag yet is fine
+            raise
+    api.create_tag(repo_id, tag=SERVING_TAG, revision=commit, tag_message=f"Serving {version}")
+
+
+def rollback_hub(api, repo_id: str, version: str, settings: Settings) -> None:
+    """Move the Hub repo's `serving` tag back to release `version`."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        versions, _ = _hub_refs(api, repo_id)
+        if version not in versions:
+            raise PipelineError(f"no release {version!r} on the Hub repo {repo_id} (releases: "
+                                f"{', '.join(sorted(versions, key=lambda v: int(v[1:]))) or 'none'})")
+        move_serving_tag(api, repo_id, versions[version], version)
+    except (HfHubHTTPError, ValueError, OSError) as exc:
+        raise PipelineError(f"rollback of the Hub repo {repo_id} to {version} failed: "
+                            f"{hub_error_reason(exc, settings)}") from None
+    log.info("Hub repo %s: tag %r now points at %s", repo_id, SERVING_TAG, version)
 
 
 def hub_error_reason(exc: Exception, settings: Settings) -> str:

@@ -15,10 +15,12 @@ from intent_pipeline import dashboard as dash
 from intent_pipeline.errors import PipelineError
 
 
-def quality_view(release: Path, artifacts_dir: Path, model_version: str) -> None:
+def quality_view(release: Path, artifacts_dir: Path, model_version: str, serving_version: str = "") -> None:
     st.header("Model quality")
     folders, left_out = dash.evaluation_folders(release, artifacts_dir, model_version)
     report = dash.load_quality_report(folders)
+    run_caption = dash.mlflow_caption(report.metrics)  # the MLflow run that trained and evaluated this model
+    st.caption(f"Model `{serving_version or model_version}` · " + (run_caption or "no MLflow run recorded for this model"))
     # Releases never carry misclassified.csv; when ARTIFACTS_DIR cannot stand in, the drill-down says why.
     problems = [p for p in report.problems if not (left_out and p.startswith(artifacts.MISCLASSIFIED))]
     if problems:

@@ -25,6 +25,21 @@ MARIADB_SERVER_URL = os.environ.get("MARIADB_TEST_URL", "mysql+pymysql://root@12
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# MLflow: no telemetry; fine-tunes log their runs but not a 90 MB model copy each (test_tracking turns it on).
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_LOG_MODEL", "false")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Runs of tests that do not choose a store go to one per session, never to the project's artifacts/."""
+    name = "MLFLOW_TRACKING_URI"
+    before = os.environ.get(name)
+    if before is None:
+        os.environ[name] = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    yield
+    if before is None:
+        os.environ.pop(name, None)
 
 
 @pytest.fixture

@@ -85,6 +85,12 @@ def test_pipeline_runs_end_to_end_then_skips_and_recovers(small_raw: Path, setti
     assert redo.stderr.count("up to date, skipped") == 4
     assert (release.parent / "LATEST").read_text().strip() == "v2"
 
+    # --retrain with no approved corrections since v2: stages 1-2 are checked, nothing is trained.
+    retrain = run_pipeline("--retrain")
+    assert retrain.returncode == 0, retrain.stderr[-3000:]
+    assert "0 approved correction(s) since v2" in retrain.stdout and "nothing to do" in retrain.stdout
+    assert retrain.stderr.count("up to date, skipped") == 2
+
 
 def test_a_changed_setting_reruns_its_stage_and_everything_after(settings_env: Path, monkeypatch) -> None:
     import config

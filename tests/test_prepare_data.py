@@ -156,8 +156,10 @@ def test_feedback_goes_to_train_only_unless_disabled(db_url: str, settings_env: 
     db.review_feedback(engine, ids, "approved", "test")  # only approved feedback is trained on (tests/test_feedback.py)
     engine.dispose()
     artifacts = settings_env / "artifacts"
-    # The correction of a curated text wins only when the setting says so, and then only in train.
-    assert prepare_data.main(["--database-url", url, "--no-augment", "--feedback-overrides-curated"]) == 0
+    # The correction of a curated text wins only when the setting says so, and then only in train
+    # (no gold set here: test_retrain covers the share of corrections held out from training).
+    assert prepare_data.main(["--database-url", url, "--no-augment", "--feedback-overrides-curated",
+                              "--gold-share", "0"]) == 0
     splits = read_splits(artifacts)
     train = dict(zip(splits["train"]["text"], splits["train"]["label"]))
     assert train["my parcel never showed up, sort it out"] == "queries_related_to_order"

@@ -257,6 +257,8 @@ class FakeHub:
             return httpx2.Response(200, json={})
         if path.startswith(f"{base}/commit/"):
             return self._commit(path.removeprefix(f"{base}/commit/"), request.content)
+        if path.startswith(f"{base}/tag/") and request.method == "DELETE":  # moving `serving`: none yet
+            return httpx2.Response(404, json={"error": "tag not found"})
         if path.startswith(f"{base}/tag/"):
             if self.fail_tag:
                 return httpx2.Response(self.fail_tag, json={"error": f"You cannot create tags here ({TOKEN})"})
@@ -356,7 +358,8 @@ def test_hub_release_is_one_tagged_commit_with_weights_through_lfs(stage6_env: P
     local = settings_env / "registry" / "intent-model" / "v5"
     release, on_main = fake_hub.commits
     assert release["summary"] == on_main["summary"] == "Release v5" and on_main["branch"] == "main"
-    assert fake_hub.tags == [{"revision": release["oid"], "tag": "v5", "message": "Release v5"}]
+    assert fake_hub.tags == [{"revision": release["oid"], "tag": "v5", "message": "Release v5"},
+                             {"revision": release["oid"], "tag": "serving", "message": "Serving v5"}]
     assert _without_gitattributes(fake_hub.tree("v5")) == _release_files(local)  # the identical folder, every byte
     assert fake_hub.tree("main") == fake_hub.tree("v5")
     assert set(fake_hub.branches) == {"main"}  # the staging branch is gone
@@ -372,7 +375,7 @@ def test_hub_release_is_one_tagged_commit_with_weights_through_lfs(stage6_env: P
 
     # The next release of the same weights: a new tag, and LFS uploads nothing again.
     assert run_cli(push_model.main, []) == 0
-    assert [t["tag"] for t in fake_hub.tags] == ["v5", "v6"] and fake_hub.lfs_puts == [weights]
+    assert [t["tag"] for t in fake_hub.tags] == ["v5", "serving", "v6", "serving"] and fake_hub.lfs_puts == [weights]
     assert _without_gitattributes(fake_hub.tree("v6")) == _release_files(local.parent / "v6")
 
 

@@ -30,10 +30,11 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_v
 import config
 from intent_pipeline import db
 from intent_pipeline.errors import PipelineError
+from intent_pipeline.reload import ReleasePoller
 from intent_pipeline.serving.batcher import MicroBatcher, QueueFull, Stopped
 from intent_pipeline.serving.limits import RequestLimits
 from intent_pipeline.serving.logger import PredictionLogger
-from intent_pipeline.serving.service import PredictionService
+from intent_pipeline.serving.service import PredictionService, load_model
 from intent_pipeline.text import is_blank
 
 log = logging.getLogger(__name__)
@@ -122,11 +123,13 @@ def busy(reason: str, status: int = 503) -> JSONResponse:
 
 @dataclass
 class Runtime:
-    """What the lifespan loads: the service, its batcher and the database logger (None: not logging)."""
+    """What the lifespan loads: the service, its batcher, the database logger (None: not logging) and the
+    poller that hot-reloads a new serving release into the service."""
 
     service: PredictionService
     batcher: MicroBatcher
     logger: PredictionLogger | None
+    poller: ReleasePoller
 
 
 def run_batch(service: PredictionService, logger: PredictionLogger | None,
@@ -171,10 +174,12 @@ def start_runtime(settings: config.Settings) -> Runtime:
     service = PredictionService.load(settings, num_threads=settings.inference_threads or None)
     batcher = MicroBatcher(functools.partial(run_batch, service, logger), settings.max_batch,
                            settings.batch_wait_ms, settings.max_queue)
+    poller = ReleasePoller(settings, lambda: service.model.folder, lambda folder: service.swap_model(
+        load_model(settings, source=str(folder), num_threads=service.num_threads))).start()
     model = service.model
     log.info("API ready (pid %d): model %s on %s (%s)", os.getpid(), model.version, model.backend,
              model.classifier.backend_reason)
-    return Runtime(service, batcher, logger)
+    return Runtime(service, batcher, logger, poller)
 
 
 def create_app(settings: config.Settings | None = None) -> FastAPI:
@@ -188,6 +193,7 @@ def create_app(settings: config.Settings | None = None) -> FastAPI:
         yield
         runtime: Runtime = state.pop("runtime")
         state["stopping"] = True
+        runtime.poller.stop()
         runtime.batcher.close()
         if runtime.logger is not None:
             runtime.logger.close()
@@ -248,7 +254,11 @@ def create_app(settings: config.Settings | None = None) -> FastAPI:
     @app.get("/model")
     async def model_info() -> dict:
         runtime: Runtime = state["runtime"]
-        return {**runtime.service.model.describe(), "max_text_chars": settings.max_text_chars,
+        model = runtime.service.model  # once: every field describes the same release, even across a swap
+        serving = {"release": model.folder.name, "folder": str(model.folder), "loaded_at": model.loaded_at,
+                   "reloads": runtime.poller.swaps, "reload_interval_s": runtime.poller.interval_s}
+        return {**model.describe(), "serving": serving, "mlflow": model.classifier.info.get("mlflow") or {},
+                "max_text_chars": settings.max_text_chars,
                 "max_batch": settings.max_batch, "batch_wait_ms": settings.batch_wait_ms,
                 "max_queue": settings.max_queue, "request_timeout_s": settings.request_timeout_s}
 

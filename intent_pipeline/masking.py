@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from intent_pipeline.errors import PipelineError
 from intent_pipeline.pii.engine import MaskResult, PiiMasker, get_masker, mask_then_truncate
-from intent_pipeline.pii.recognizers.email import offline_tld_extractor
+from intent_pipeline.pii.recognizers.email_address import offline_tld_extractor
 from intent_pipeline.pii.registry import PLACEHOLDERS
 from intent_pipeline.pii.resolve import NOT_PII_WORDS, PiiEntity
 from intent_pipeline.text import clean_text

@@ -412,7 +412,7 @@ def test_failed_tag_leaves_no_half_published_version(stage6_env: Path, settings_
     # Once tagging works, the same version number is published whole (it was never burnt).
     fake_hub.fail_tag = None
     assert run_cli(push_model.main, []) == 0
-    assert [t["tag"] for t in fake_hub.tags] == ["v1"] and fake_hub.commits[-1]["branch"] == "main"
+    assert [t["tag"] for t in fake_hub.tags] == ["v1", "serving"] and fake_hub.commits[-1]["branch"] == "main"
     assert _without_gitattributes(fake_hub.tree("main")) == _release_files(repo / "v1")
 
 
@@ -430,7 +430,7 @@ def test_an_existing_version_is_refused_and_nothing_is_overwritten(stage6_env: P
     assert run_cli(push_model.main, ["--version", "v3"]) == 1  # taken locally and on the Hub
     assert "version v3 already exists" in capsys.readouterr().err
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in v3.rglob("*") if p.is_file()} == before
-    assert len(fake_hub.commits) == commits and [t["tag"] for t in fake_hub.tags] == ["v3"]
+    assert len(fake_hub.commits) == commits and [t["tag"] for t in fake_hub.tags] == ["v3", "serving"]
 
 
 def test_a_version_released_meanwhile_elsewhere_is_refused(stage6_env: Path, settings_env: Path, fake_hub: FakeHub,

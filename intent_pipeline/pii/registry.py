@@ -62,7 +62,7 @@ RECOGNIZERS: tuple[Registered, ...] = (
     Registered(_ours("person_cue", "PersonCueRecognizer"), {"PERSON": "[PERSON]"}, NER),
     Registered(_ours("street_address", "StreetAddressRecognizer"), {"STREET_ADDRESS": "[ADDRESS]"}, CUE),
     Registered(_ours("postcode", "PostcodeRecognizer"), {"POSTCODE": "[POSTCODE]"}, CUE, min_digits=1),
-    Registered(_ours("email", "OfflineEmailRecognizer"), {"EMAIL_ADDRESS": "[EMAIL]"}, SHAPE),
+    Registered(_ours("email_address", "OfflineEmailRecognizer"), {"EMAIL_ADDRESS": "[EMAIL]"}, SHAPE),
     Registered(_ours("spelled_email", "SpelledEmailRecognizer"), {"EMAIL_ADDRESS": "[EMAIL]"}, SHAPE),
     Registered(_ours("phone", "ChatPhoneRecognizer"), {"PHONE_NUMBER": "[PHONE]"}, SHAPE),
     Registered(_builtin("CreditCardRecognizer"), {"CREDIT_CARD": "[CREDIT_CARD]"}, SHAPE, min_digits=12),

@@ -51,12 +51,12 @@ def ingest_file(
     rows, skipped = read_message_file(path, text_column, label_column, what=what, fix=fix)
     rows_read = len(rows) + skipped["malformed"]
     rows = clean_rows(rows, max_chars, skipped)
-    if skipped["missing_label"]:
-        log.warning("%s %s: %d of %d rows have no label: left out (counted as unlabeled)", what, path,
-                    skipped["missing_label"], rows_read)
     if rows.empty:
         detail = ", ".join(f"{k}: {v}" for k, v in sorted(skipped.items()) if v) or "no data rows"
         raise PipelineError(f"no usable rows in {what} {path} ({rows_read} read; {detail})")
+    if skipped["missing_label"]:
+        log.warning("%s %s: %d of %d rows have no label: left out (counted as unlabeled)", what, path,
+                    skipped["missing_label"], rows_read)
     log.info("masking PII in %d messages of %s with %d process(es)", len(rows), path, n_process)
     rows, digests, pii_counts = mask_rows(rows, spacy_model, n_process, progress)
     return Ingested(rows, rows_read, skipped, digests, pii_counts)

@@ -293,3 +293,31 @@ def test_missing_or_unsupported_fixed_file_fails(settings_env: Path, capsys) -> 
     assert run_cli(prepare_data.main, ["--database-url", url, "--test-file", str(settings_env / "test.xlsx")]) == 1
     assert "supported input files are .csv, .tsv, .jsonl, .ndjson, .parquet" in capsys.readouterr().err
     assert not (settings_env / "artifacts" / "splits").exists()
+
+
+def test_frozen_test_of_a_fixed_file_stays_the_test_split(settings_env: Path, masker, capsys) -> None:
+    """retrain.py freezes stage 3's test split: with TEST_FILE that is the file's rows, kept even if the file changes."""
+    from intent_pipeline import holdout
+
+    url, path, labelled, overlap = fixed_test_case(settings_env, masker)
+    artifacts = settings_env / "artifacts"
+    base = ["--database-url", url, "--label-column", "category", "--test-file", str(path)]
+    assert prepare_data.main(base) == 0
+    prepared = json.loads((artifacts / "dataset_fingerprint.json").read_text())
+    frozen = holdout.freeze_test(artifacts, prepared["fingerprint"], prepared["test_source"])
+    first_test = (artifacts / "splits" / "test.csv").read_text()
+
+    capsys.readouterr()
+    assert prepare_data.main([*base, "--frozen-test", str(frozen)]) == 0
+    assert (artifacts / "splits" / "test.csv").read_text() == first_test
+    assert "is not what the frozen test split" not in capsys.readouterr().err
+    source = json.loads((artifacts / "dataset_fingerprint.json").read_text())["test_source"]
+    assert source["kind"] == "frozen" and source["frozen_from"]["sha256"] == prepared["test_source"]["sha256"]
+    trained_on = set(read_splits(artifacts)["train"]["text"]) | set(read_splits(artifacts)["val"]["text"])
+    assert overlap["same"] not in trained_on and overlap["near"] not in trained_on
+
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write("a brand new test message about refunds,other\n")
+    assert prepare_data.main([*base, "--frozen-test", str(frozen)]) == 0
+    assert (artifacts / "splits" / "test.csv").read_text() == first_test  # champion and challenger: same rows
+    assert "is not what the frozen test split" in capsys.readouterr().err

@@ -1,8 +1,8 @@
 """Text as the model sees it: one declared list of steps shared by training, evaluation, the app, the API
 and the released tokenizer.
 
-`CLEAN_STEPS` (`clean_text()`) come first, before PII masking: Unicode NFKC, control and format
-(zero-width) characters removed, whitespace folded. `STYLE_STEPS` follow: the seed data carries
+`CLEAN_STEPS` (`clean_text()`) come first, before PII masking: control and format (zero-width)
+characters removed, Unicode NFKC, whitespace folded. `STYLE_STEPS` follow: the seed data carries
 label-correlated surface artifacts (the `other` intent is lower-case and unpunctuated, every other
 intent is capitalised and ends in '.' or '?'). Real chat messages have neither, so the model must not
 see them: lower-case, strip edge punctuation. `normalize_for_model()` runs all of `MODEL_STEPS`.
@@ -93,16 +93,21 @@ def _compiled(pattern: str) -> re.Pattern:
 
 
 CLEAN_STEPS: tuple[Step, ...] = (
-    Step("unicode NFKC", "nfkc"),
     # Tabs and line breaks separate words, so they become spaces.
     Step("controls to spaces", "categories", categories=("Cc", "Zl", "Zp"), replacement=" "),
     # Zero-width, format, surrogate and private-use characters vanish without a trace.
     Step("format characters dropped", "categories", categories=("Cf", "Cs", "Co")),
+    # After the removals, so 'e', U+200B, U+0301 composes to 'é' in one pass (the list stays idempotent);
+    # NFKC never produces the characters removed above.
+    Step("unicode NFKC", "nfkc"),
     Step("whitespace folded", "regex", pattern=_char_class(WHITESPACE) + "+", replacement=" "),
     Step("edge spaces stripped", "strip"),
 )
 STYLE_STEPS: tuple[Step, ...] = (
     Step("lower-cased", "lowercase"),
+    # Lower-casing can make a pair composable ('T' + U+0308 -> 't' + U+0308 -> U+1E97): compose again,
+    # so a second pass over the text changes nothing.
+    Step("recomposed", "nfkc"),
     # \A and \Z anchor at the ends of the text in both engines (the text has no line breaks left).
     Step("edge punctuation stripped", "regex",
          pattern=rf"\A{_char_class(EDGE_PUNCTUATION)}+|{_char_class(EDGE_PUNCTUATION)}+\Z"),
@@ -122,7 +127,7 @@ def normalize_for_model(text: str) -> str:
 
 
 def clean_text(text: object) -> str:
-    """Unicode NFKC, control/format characters dropped, whitespace folded to single spaces (`CLEAN_STEPS`)."""
+    """Control/format characters dropped, Unicode NFKC, whitespace folded to single spaces (`CLEAN_STEPS`)."""
     return apply_steps("" if text is None else str(text), CLEAN_STEPS)
 
 

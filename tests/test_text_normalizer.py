@@ -143,3 +143,15 @@ def test_a_tokenizer_without_the_steps_is_recognised(base_tokenizer, release_tok
     config_path.write_text(json.dumps({**json.loads(config_path.read_text()), "tokenizer_class": "BertTokenizer"}))
     assert not folder_normalizes_raw_text(tmp_path / "rebuilt")
     assert not folder_normalizes_raw_text(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("normalizes", [True, False])
+def test_the_model_card_says_whether_raw_text_can_go_to_the_pipeline(normalizes: bool) -> None:
+    from intent_pipeline.model_card import build_model_card
+
+    release = {"version": "v3", "model_version": "m", "dataset_fingerprint": "f" * 64}
+    metrics = {"accuracy": 0.9, "macro_f1": 0.9, "weighted_f1": 0.9, "labels": ["refund", "other"]}
+    card = build_model_card(release, metrics, {}, {"threshold": 0.5, "margin": 0.1}, config.get_settings(),
+                            normalizes_raw_text=normalizes)
+    assert ("Feed raw text to `pipeline()` directly" in card.text) is normalizes
+    assert ("does not normalise text" in card.text) is not normalizes

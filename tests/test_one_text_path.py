@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,8 @@ import config
 from intent_pipeline.predict import IntentClassifier
 from intent_pipeline.serving.service import PredictionService, load_model
 from intent_pipeline.text import clean_text
+
+from conftest import linked_copy
 
 N_MESSAGES = 500
 PROB_ATOL = 1e-4
@@ -106,14 +107,6 @@ def _pipeline_probs(folder: Path, texts: list[str], labels: list[str]) -> np.nda
     return np.array([[{d["label"]: d["score"] for d in row}[label] for label in labels] for row in out])
 
 
-def _linked_copy(src: Path, dst: Path) -> Path:
-    dst.mkdir(parents=True)
-    for item in src.iterdir():
-        if item.is_file():
-            (dst / item.name).symlink_to(item)
-    return dst
-
-
 @pytest.fixture(scope="module")
 def messages() -> list[str]:
     return varied_messages()
@@ -169,7 +162,7 @@ def test_a_model_saved_before_the_change_still_serves_the_same(
     while the raw pipeline on it does not: the steps in the tokenizer are what makes the pipeline agree."""
     from transformers import AutoTokenizer
 
-    old = _linked_copy(trained_model_dir, tmp_path / "old")
+    old = linked_copy(trained_model_dir, tmp_path / "old")
     for name in ("tokenizer.json", "tokenizer_config.json"):
         (old / name).unlink()
     AutoTokenizer.from_pretrained(config.get_settings().base_model).save_pretrained(old)
@@ -185,7 +178,7 @@ def test_a_model_saved_before_the_change_still_serves_the_same(
 def exported(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from intent_pipeline import onnx_export
 
-    folder = _linked_copy(trained_model_dir, tmp_path_factory.mktemp("one_text_path") / "model")
+    folder = linked_copy(trained_model_dir, tmp_path_factory.mktemp("one_text_path") / "model")
     onnx_export.export_onnx(folder, quantize=True)
     return folder
 

@@ -1,5 +1,6 @@
 """Stage 4: ARTIFACTS_DIR/splits (+ label map, class weights, fingerprint) -> fine-tuned BERT-family
-intent classifier in MODEL_DIR (model, tokenizer, label_mapping.json, training_config.json).
+intent classifier in MODEL_DIR (model, tokenizer with the model's text normalisation built in,
+label_mapping.json, training_config.json).
 
 Hugging Face Trainer with dynamic padding, length-grouped batches, validation macro-F1 every epoch,
 early stopping, best checkpoint kept and reloaded, optional class-weighted loss, seeded, resumable
@@ -25,6 +26,7 @@ from intent_pipeline.artifacts import LABEL_MAPPING, TRAINING_CONFIG, Artifacts
 from intent_pipeline.cli import run_cli
 from intent_pipeline.errors import PipelineError
 from intent_pipeline.logging_setup import setup_logging
+from intent_pipeline.tokenizer_normalizer import with_model_normalizer
 from intent_pipeline.training import (
     EncodedDataset,
     compute_metrics,
@@ -170,6 +172,8 @@ def train(args: argparse.Namespace, settings: config.Settings | None = None) -> 
     data.train = subsample(data.train, args.max_train_rows, args.seed)
     set_seed(args.seed)
     tokenizer, model = load_base_model(args.base_model, data.id2label)
+    # Trained with the tokenizer it ships: the release normalises raw text itself (one text path).
+    tokenizer = with_model_normalizer(tokenizer, args.max_length)
     if args.freeze_embeddings:
         log.info("word embeddings frozen (%d parameters)", freeze_word_embeddings(model))
     args.run_name = f"finetune-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"

@@ -38,6 +38,7 @@ from intent_pipeline.model_card import build_model_card
 from intent_pipeline.onnx_export import export_onnx
 from intent_pipeline.predict import IntentClassifier
 from intent_pipeline.release_scan import find_leaks
+from intent_pipeline.tokenizer_normalizer import folder_normalizes_raw_text
 from intent_pipeline.training import read_split
 
 log = logging.getLogger("push_model")
@@ -177,7 +178,8 @@ def assemble(stage: Path, info: dict, training: dict, metrics: dict, thresholds:
         info.update(int8_test_check(stage, settings, metrics))
     elif (stage / artifacts.ONNX_DIR).exists():
         shutil.rmtree(stage / artifacts.ONNX_DIR)  # graphs from an earlier export of MODEL_DIR may be stale
-    build_model_card(info, metrics, training, thresholds, settings).save(stage / artifacts.MODEL_CARD)
+    card = build_model_card(info, metrics, training, thresholds, settings, folder_normalizes_raw_text(stage))
+    card.save(stage / artifacts.MODEL_CARD)
     info["files"] = {
         path.relative_to(stage).as_posix(): sha256_file(path) for path in sorted(stage.rglob("*")) if path.is_file()
     }

@@ -74,7 +74,8 @@ def _test_source(source: dict) -> str:
     return "held-out test split"
 
 
-def _body(release: dict, metrics: dict, training: dict, thresholds: dict, fallback_label: str) -> str:
+def _body(release: dict, metrics: dict, training: dict, thresholds: dict, fallback_label: str,
+          normalizes_raw_text: bool) -> str:
     labels = metrics.get("labels") or list((metrics.get("test") or {}).get("per_class", {}))
     per_class = (metrics.get("test") or {}).get("per_class", {})
     # finetune_bert.py nests the hyper-parameters; base_model and max_length sit at the top level.
@@ -135,18 +136,43 @@ Plots: `confusion_matrix.html`, `pr_curves.html`, `reliability.png`, `confidence
 numbers: `metrics.json`, `per_class_report.csv`.
 
 ## How to use
-```python
-from transformers import pipeline
-classifier = pipeline("text-classification", model="<this folder or repo id>", top_k=3)
-classifier("where is my order?")
-```
-In this project, `intent_pipeline.predict.IntentClassifier.load(folder)` also applies the text
-normalisation used in training and the fallback rule from `thresholds.json`.
+{_how_to_use(fallback_label, normalizes_raw_text)}
 """
 
 
-def build_model_card(release: dict, metrics: dict, training: dict, thresholds: dict, settings: Settings):
-    """A `ModelCard` whose YAML carries the test metrics as model-index eval results."""
+def _how_to_use(fallback_label: str, normalizes_raw_text: bool) -> str:
+    if normalizes_raw_text:
+        return f"""Feed raw text to `pipeline()` directly: the tokenizer applies the model's text normalisation
+itself (Unicode NFKC, zero-width and control characters dropped, whitespace folded, lower-cased,
+punctuation and quotes stripped from both ends), exactly as in training and in the project's app
+and API, so the answers are the same. ONNX users who load `tokenizer.json` with `tokenizers` get
+the same normalisation.
+```python
+from transformers import pipeline
+classifier = pipeline("text-classification", model="<this folder or repo id>", top_k=3, truncation=True)
+classifier("  Where is my ORDER?? ")
+```
+`truncation=True` cuts long messages where training did (the tokenizer's `model_max_length`).
+In this project, `intent_pipeline.predict.IntentClassifier.load(folder)` adds the fallback rule
+from `thresholds.json` (answer `{fallback_label}` when unsure)."""
+    return """This release's tokenizer does not normalise text: lower-case it, fold whitespace and strip
+punctuation from both ends before calling the pipeline, as training did.
+```python
+from transformers import pipeline
+classifier = pipeline("text-classification", model="<this folder or repo id>", top_k=3)
+classifier("where is my order")
+```
+In this project, `intent_pipeline.predict.IntentClassifier.load(folder)` applies the text
+normalisation used in training and the fallback rule from `thresholds.json`."""
+
+
+def build_model_card(release: dict, metrics: dict, training: dict, thresholds: dict, settings: Settings,
+                     normalizes_raw_text: bool = True):
+    """A `ModelCard` whose YAML carries the test metrics as model-index eval results.
+
+    `normalizes_raw_text`: whether the release's tokenizer applies the model's text normalisation
+    (`tokenizer_normalizer.folder_normalizes_raw_text`); the usage section says what users must do.
+    """
     from huggingface_hub import ModelCard, ModelCardData
 
     data = ModelCardData(
@@ -163,5 +189,6 @@ def build_model_card(release: dict, metrics: dict, training: dict, thresholds: d
         dataset_fingerprint=release.get("dataset_fingerprint", ""),
         fallback={"threshold": thresholds.get("threshold", 0.0), "margin": thresholds.get("margin", 0.0)},
     )
-    content = f"---\n{data.to_yaml()}\n---\n{_body(release, metrics, training, thresholds, settings.fallback_label)}"
+    body = _body(release, metrics, training, thresholds, settings.fallback_label, normalizes_raw_text)
+    content = f"---\n{data.to_yaml()}\n---\n{body}"
     return ModelCard(content)

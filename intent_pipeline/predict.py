@@ -1,7 +1,9 @@
 """Model loading and prediction: the one code path behind evaluation, the app and the API.
 
 `IntentClassifier.load(path)` accepts a training output folder (MODEL_DIR) or a release folder.
-Texts are normalised with `normalize_for_model` (as in training) and scored in batches; the
+Texts are normalised with `normalize_for_model` (as in training) and scored in batches. Tokenizers
+saved since the steps moved into them normalise again, which changes nothing (the steps are
+idempotent); tokenizers saved before need the Python pass, so it stays. The
 fallback rule (confidence threshold + top-2 margin, tuned on validation by stage 5) turns unsure
 answers into the fallback label.
 

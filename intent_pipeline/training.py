@@ -20,6 +20,7 @@ from intent_pipeline.artifacts import Artifacts
 from intent_pipeline.errors import PipelineError
 from intent_pipeline.files import read_json, write_json_atomic
 from intent_pipeline.text import normalize_for_model
+from intent_pipeline.tokenizer_normalizer import save_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +179,8 @@ def freeze_word_embeddings(model) -> int:
 def save_model_dir(model_dir: Path, model, tokenizer, extra_json: dict[str, dict]) -> None:
     """Write model + tokenizer + JSON files into a temp folder, then swap it in for `model_dir`.
 
+    The tokenizer is saved with the model's text normalisation (`save_tokenizer`), so the folder
+    answers raw text the same through `transformers.pipeline` as through the app.
     A crash midway leaves the previous model untouched; readers never see a half-written folder.
     """
     model_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -186,7 +189,7 @@ def save_model_dir(model_dir: Path, model, tokenizer, extra_json: dict[str, dict
     shutil.rmtree(staging, ignore_errors=True)
     try:
         model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
+        save_tokenizer(tokenizer, staging)
         for name, obj in extra_json.items():
             write_json_atomic(staging / name, obj)
         if model_dir.exists():

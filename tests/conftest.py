@@ -107,6 +107,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
         yield url
 
 
+def linked_copy(src: Path, dst: Path) -> Path:
+    """A model folder whose files are symlinks to `src` (cheap), so tests can add or break files."""
+    dst.mkdir(parents=True)
+    for item in src.iterdir():
+        if item.is_file():
+            (dst / item.name).symlink_to(item)
+    return dst
+
+
 TINY_LABELS = ["check_order", "refund", "other"]
 
 

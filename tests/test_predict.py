@@ -14,16 +14,9 @@ from intent_pipeline import onnx_export
 from intent_pipeline.errors import PipelineError
 from intent_pipeline.predict import FallbackRule, IntentClassifier
 
+from conftest import linked_copy
+
 TEXTS = ["Where is my order?", "i want my money back for the broken headphones i bought", "hi", "cancel it", "ok"]
-
-
-def _linked_copy(src: Path, dst: Path) -> Path:
-    """A model folder whose files are symlinks to `src` (cheap), so tests can add or break files."""
-    dst.mkdir(parents=True)
-    for item in src.iterdir():
-        if item.is_file():
-            (dst / item.name).symlink_to(item)
-    return dst
 
 
 def _set_trained_length(model_dir: Path, max_length: int) -> None:
@@ -36,7 +29,7 @@ def _set_trained_length(model_dir: Path, max_length: int) -> None:
 
 @pytest.fixture(scope="module")
 def exported(untrained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    model_dir = _linked_copy(untrained_model_dir, tmp_path_factory.mktemp("onnx") / "model")
+    model_dir = linked_copy(untrained_model_dir, tmp_path_factory.mktemp("onnx") / "model")
     _set_trained_length(model_dir, 24)  # not MAX_LENGTH's default: the export must check at the model's length
     paths = onnx_export.export_onnx(model_dir, quantize=True)
     assert paths == {"onnx": model_dir / "onnx" / "model.onnx", "onnx-int8": model_dir / "onnx" / "model.int8.onnx"}
@@ -76,7 +69,7 @@ def test_onnx_int8_is_close_to_torch(exported: Path, torch_probs: np.ndarray) ->
 
 
 def test_missing_int8_falls_back_to_torch(exported: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    model_dir = _linked_copy(exported, tmp_path / "m")
+    model_dir = linked_copy(exported, tmp_path / "m")
     (model_dir / "onnx").mkdir()
     (model_dir / "onnx" / "model.onnx").symlink_to(exported / "onnx" / "model.onnx")
     shutil.copy(exported / "onnx" / "export.json", model_dir / "onnx" / "export.json")
@@ -88,7 +81,7 @@ def test_missing_int8_falls_back_to_torch(exported: Path, tmp_path: Path, caplog
 
 
 def test_stale_or_broken_export_falls_back(exported: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    model_dir = _linked_copy(exported, tmp_path / "m")
+    model_dir = linked_copy(exported, tmp_path / "m")
     (model_dir / "onnx").mkdir()
     (model_dir / "onnx" / "model.onnx").write_bytes(b"not an onnx graph")
     info = json.loads((exported / "onnx" / "export.json").read_text())
@@ -129,7 +122,7 @@ def test_load_max_length_explicit_wins_else_training_config_else_setting(
 ) -> None:
     monkeypatch.setenv("MAX_LENGTH", "40")
     monkeypatch.setenv("FALLBACK_LABEL", "needs_human")
-    model_dir = _linked_copy(untrained_model_dir, tmp_path / "m")
+    model_dir = linked_copy(untrained_model_dir, tmp_path / "m")
     _set_trained_length(model_dir, 16)
     recorded = IntentClassifier.load(model_dir)
     assert recorded.max_length == 16 and recorded.fallback.label == "needs_human"
@@ -140,7 +133,7 @@ def test_load_max_length_explicit_wins_else_training_config_else_setting(
 
 
 def _with_onnx(exported: Path, dst: Path, release: dict | None) -> Path:
-    model_dir = _linked_copy(exported, dst)
+    model_dir = linked_copy(exported, dst)
     (model_dir / "onnx").symlink_to(exported / "onnx")
     if release is not None:
         (model_dir / "release.json").write_text(json.dumps(release))
@@ -165,7 +158,7 @@ def test_auto_serves_int8_only_when_the_release_vouches_for_it(
 
 
 def test_auto_without_graphs_serves_torch_and_says_why(exported: Path, tmp_path: Path) -> None:
-    model_dir = _linked_copy(exported, tmp_path / "m")
+    model_dir = linked_copy(exported, tmp_path / "m")
     (model_dir / "release.json").write_text(json.dumps({"onnx_int8_delta": 0.0}))
     clf = IntentClassifier.load(model_dir, backend="auto")
     assert clf.backend == "torch" and clf.model is not None

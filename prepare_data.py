@@ -6,9 +6,17 @@ share a group and each group stays inside one split, stratified by label. The tr
 capped per group (templated data is highly redundant) and partly rewritten with chat-style
 noise; a noisy copy of the test split is written for stage 5. Validation and test are never augmented.
 
+Fixed evaluation files: with `--test-file` (TEST_FILE) and/or `--val-file` (VAL_FILE) the test and/or
+validation split is that file (.csv, .tsv, .jsonl/.ndjson or .parquet, columns as in stage 1:
+`--text-column` / `--label-column`), cleaned and PII-masked by stage 1's code. Its rows are kept as
+they are (duplicates too; rows without a label are left out and counted); messages identical to or
+near-duplicates of them are dropped from training and counted; a label the training data lacks stops
+the run. Without them, the splits are drawn from the messages in VAL_RATIO / TEST_RATIO.
+
 With `--frozen-test DIR` (what retrain.py passes) the test split is not re-drawn: DIR's test split is
-written back unchanged and kept, with its near-duplicates, out of train and validation. Corrections
-in the gold set (intent_pipeline/holdout.py, GOLD_SHARE) are never part of any split.
+written back unchanged and kept, with its near-duplicates, out of train and validation (when TEST_FILE
+is set, the frozen copy is that file's rows, frozen at the first retrain). Corrections in the gold set
+(intent_pipeline/holdout.py, GOLD_SHARE) are never part of any split.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from intent_pipeline.cli import run_cli
 from intent_pipeline.data_quality import style_artifacts
 from intent_pipeline.errors import PipelineError
 from intent_pipeline.feedback import merge_corrections
-from intent_pipeline.files import read_json, write_csv_atomic, write_json_atomic
+from intent_pipeline.files import read_json, sha256_file, write_csv_atomic, write_json_atomic
 from intent_pipeline.grouping import (
     SPLIT_NAMES,
     assign_splits,
@@ -72,9 +80,19 @@ def parse_args(argv: Sequence[str] | None, settings: config.Settings) -> argpars
                              "on the correction (default: FEEDBACK_OVERRIDES_CURATED, off: the curated label wins)")
     parser.add_argument("--frozen-test", type=Path, default=None,
                         help="keep the test split in this folder (from retrain.py) instead of drawing a new one")
+    parser.add_argument("--test-file", type=Path, default=settings.test_file,
+                        help="fixed test set instead of a drawn test split (default: TEST_FILE, none)")
+    parser.add_argument("--val-file", type=Path, default=settings.val_file,
+                        help="fixed validation set instead of a drawn one (default: VAL_FILE, none)")
+    parser.add_argument("--text-column", default=settings.text_column,
+                        help="text column of the fixed files (default: TEXT_COLUMN, else detected as in stage 1)")
+    parser.add_argument("--label-column", default=settings.label_column,
+                        help="label column of the fixed files (default: LABEL_COLUMN, else detected as in stage 1)")
     parser.add_argument("--gold-share", type=float, default=settings.gold_share,
                         help="share of approved corrections held out as the gold set, never trained on (default: GOLD_SHARE)")
     args = parser.parse_args(argv)
+    # Masking the fixed files takes stage 1's settings (the same text path as the training data).
+    args.spacy_model, args.n_process, args.max_chars = settings.spacy_model, settings.n_process, settings.max_text_chars
     if not 0 <= args.gold_share < 1:
         raise PipelineError("--gold-share must be in [0, 1)")
     if not (0 < args.val_ratio < 1 and 0 < args.test_ratio < 1 and args.val_ratio + args.test_ratio < 1):
@@ -231,21 +249,63 @@ def update_data_report(path: Path, section: dict) -> None:
     write_json_atomic(path, report)
 
 
-def prepare(args: argparse.Namespace) -> dict:
-    rows, feedback_report = load_rows(args.database_url, args.feedback, args.feedback_overrides_curated, args.gold_share)
-    # Sorting by text makes group ids and splits independent of the order the database returns.
-    rows = rows.sort_values(["text", "label"], kind="stable").reset_index(drop=True)
+def read_fixed_sets(args: argparse.Namespace) -> dict[str, tuple[pd.DataFrame, dict]]:
+    """{"test"/"val": (rows, source)} for the fixed files given; read and masked before anything is written."""
+    fixed = {}
+    for name, path in (("test", args.test_file), ("val", args.val_file)):
+        if path is None or (name == "test" and args.frozen_test is not None):
+            continue
+        fixed[name] = holdout.read_fixed_file(path, name, text_column=args.text_column, label_column=args.label_column,
+                                              spacy_model=args.spacy_model, n_process=args.n_process,
+                                              max_chars=args.max_chars)
+    return fixed
+
+
+def frozen_test_set(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame | None, dict]:
+    """(test, noisy test or None, source) of the frozen folder; warns when TEST_FILE no longer matches it."""
+    frozen, noisy = holdout.read_frozen_test(args.frozen_test)
+    origin = holdout.frozen_info(args.frozen_test).get("test_source") or {}
+    if args.test_file is not None and origin.get("sha256") != (sha256_file(args.test_file) if args.test_file.is_file() else None):
+        # The point of freezing: champion and challenger are scored on the same rows, whatever changed since.
+        log.warning("TEST_FILE %s is not what the frozen test split at %s was made from (%s): retrains keep scoring "
+                    "on the frozen rows; delete that folder to freeze the file's rows at the next retrain",
+                    args.test_file, args.frozen_test, origin.get("file") or "a drawn test split")
+    source = {"kind": "frozen", "folder": str(args.frozen_test), "rows": len(frozen), "frozen_from": origin or None}
+    return frozen, noisy, source
+
+
+def split_rows(rows: pd.DataFrame, args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame | None, dict]:
+    """(rows with group_id and split, frozen noisy test or None, sources report)."""
+    fixed = read_fixed_sets(args)
     frozen_noisy = None
     if args.frozen_test is not None:
-        frozen, frozen_noisy = holdout.read_frozen_test(args.frozen_test)
-        rows = holdout.split_around_frozen_test(rows, frozen, args.val_ratio, args.test_ratio, args.seed)
-    else:
+        frozen, frozen_noisy, source = frozen_test_set(args)
+        fixed["test"] = (frozen, source)
+    sources = {name: {"kind": "split", "ratio": ratio} for name, ratio in (("val", args.val_ratio), ("test", args.test_ratio))}
+    sources.update({name: source for name, (_, source) in fixed.items()})
+    if not fixed:
         rows["group_id"] = near_duplicate_groups(rows["text"].tolist())
         check_labels(rows, rows["group_id"].to_numpy())
         ratios = (1 - args.val_ratio - args.test_ratio, args.val_ratio, args.test_ratio)
         split_idx = assign_splits(rows["label"].tolist(), rows["group_id"].to_numpy(), ratios, args.seed,
                                   force_train=rows["from_feedback"].to_numpy())
         rows["split"] = np.asarray(SPLIT_NAMES)[split_idx]
+        return rows, None, {"sources": sources}
+    rows, report = holdout.split_around_fixed(rows, args.val_ratio, args.test_ratio, args.seed,
+                                              test=fixed.get("test", (None,))[0], val=fixed.get("val", (None,))[0])
+    holdout.check_fixed_labels(rows, {name: f"{name} file {src.get('file') or src.get('folder')}"
+                                      for name, (_, src) in fixed.items()})
+    if report["val_test_near_duplicates"]:
+        log.warning("%d rows of the fixed validation set are near-duplicates of fixed test rows: the fallback rule "
+                    "is tuned on validation, so test scores may be optimistic", report["val_test_near_duplicates"])
+    return rows, frozen_noisy, {"sources": sources, "fixed": report}
+
+
+def prepare(args: argparse.Namespace) -> dict:
+    rows, feedback_report = load_rows(args.database_url, args.feedback, args.feedback_overrides_curated, args.gold_share)
+    # Sorting by text makes group ids and splits independent of the order the database returns.
+    rows = rows.sort_values(["text", "label"], kind="stable").reset_index(drop=True)
+    rows, frozen_noisy, fixed_report = split_rows(rows, args)
     labels = sorted(rows["label"].unique())
 
     train = cap_per_group(rows[rows["split"] == "train"], args.group_cap, args.seed).assign(augmented=False)
@@ -270,8 +330,10 @@ def prepare(args: argparse.Namespace) -> dict:
         "val_ratio": args.val_ratio, "test_ratio": args.test_ratio, "feedback_rows": int(rows["from_feedback"].sum()),
         "feedback_ids": feedback_report["feedback_ids"],
         "frozen_test": str(args.frozen_test) if args.frozen_test else None,
+        "test_source": fixed_report["sources"]["test"], "val_source": fixed_report["sources"]["val"],
     })
     section = splits_report(rows, train, args)
+    section.update(fixed_report)
     section["feedback"] = {k: v for k, v in feedback_report.items() if k != "feedback_ids"}
     update_data_report(out.data_report, section)
     return section

@@ -64,15 +64,19 @@ class Stage:
 # Settings whose values change each stage's output: part of its completion key, so changing one re-runs
 # the stage (and every later one). Checked against `Settings` at import: a typo fails at once.
 STAGE_SETTINGS = {
-    "ingest": ("raw_data_file", "cleaned_data_file", "spacy_model", "max_text_chars", "artifacts_dir", "mask_unknown_ids"),
+    "ingest": ("raw_data_file", "cleaned_data_file", "spacy_model", "max_text_chars", "artifacts_dir", "mask_unknown_ids",
+               "text_column", "label_column"),
     "load": ("database_url",),
     "prepare": ("database_url", "seed", "val_ratio", "test_ratio", "augment", "augment_fraction", "train_group_cap",
-                "artifacts_dir", "feedback_overrides_curated", "gold_share"),
+                "artifacts_dir", "feedback_overrides_curated", "gold_share", "test_file", "val_file"),
     "finetune": ("base_model", "epochs", "max_epochs", "examples_per_intent", "batch_size", "learning_rate",
-                 "weight_decay", "warmup_ratio", "early_stopping_patience", "max_length", "class_weights", "freeze_embeddings", "seed", "model_dir"),
+                 "weight_decay", "warmup_ratio", "early_stopping_patience", "max_length", "class_weights",
+                 "freeze_embeddings", "seed", "model_dir"),
     "evaluate": ("model_dir", "artifacts_dir", "fallback_min_coverage"),
     "release": ("registry_dir", "hf_repo_id", "release_onnx", "fallback_label"),
 }
+# File settings whose content (not only path) is part of the stage's key.
+CONTENT_SETTINGS = ("test_file", "val_file")
 # Settings that change no stage's output (serving, logging, parallelism; the token only decides
 # whether the release goes to the Hub, which the release key records separately).
 SETTINGS_WITHOUT_OUTPUT = (
@@ -127,6 +131,9 @@ def stage_keys(stages: Sequence[Stage], settings: Settings, fast: bool) -> dict[
     keys: dict[str, str] = {}
     for stage in stages:
         material = {name: str(getattr(settings, name)) for name in stage.depends_on}
+        # A fixed evaluation file edited in place must re-run stage 3, as an edited raw file re-runs stage 1.
+        material.update({f"{name}_sha256": sha256_file(getattr(settings, name)) for name in stage.depends_on
+                         if name in CONTENT_SETTINGS and getattr(settings, name) and getattr(settings, name).is_file()})
         material.update(previous=previous, stage=stage.name, args=list(stage.args), fast=fast)
         if stage.name == "release":
             material["hub"] = bool(settings.hf_token and settings.hf_repo_id)  # whether, never the token

@@ -21,15 +21,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from config import get_settings  # noqa: E402
-from ingest_clean import clean_rows, mask_rows, read_raw  # noqa: E402
 from intent_pipeline.cli import run_cli  # noqa: E402
+from intent_pipeline.ingest import clean_rows, mask_rows  # noqa: E402
 from intent_pipeline.masking import clean_text, get_masker, offline_tld_extractor  # noqa: E402
+from intent_pipeline.message_files import read_message_file  # noqa: E402
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     settings = get_settings()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--input", type=Path, default=settings.raw_data_file, help="raw CSV (default: RAW_DATA_FILE)")
+    parser.add_argument("--input", type=Path, default=settings.raw_data_file, help="raw messages file (default: RAW_DATA_FILE)")
     parser.add_argument("--n-process", type=int, default=settings.n_process, help="worker processes (N_PROCESS)")
     parser.add_argument("--rows", type=int, default=0, help="use only the first N rows (0 = the whole file)")
     parser.add_argument("--baseline-sample", type=int, default=200, help="messages for the per-message baseline (0 = skip)")
@@ -65,7 +66,7 @@ def seed_style_baseline(texts: list[str], spacy_model: str) -> tuple[float, floa
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     settings = get_settings()
-    rows, _ = read_raw(args.input)
+    rows, _ = read_message_file(args.input, settings.text_column, settings.label_column)
     if args.rows:
         rows = rows.head(args.rows)
     print(f"cpus: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}, n_process: {args.n_process}")

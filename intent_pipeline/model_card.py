@@ -65,6 +65,15 @@ def _table(rows: list[tuple], header: tuple) -> str:
     return "\n".join(lines)
 
 
+def _test_source(source: dict) -> str:
+    """Which test set the numbers are on: a team's fixed file (or the frozen copy of one) or a drawn split."""
+    if source.get("kind") == "frozen":
+        source = source.get("frozen_from") or {}
+    if source.get("kind") == "file":
+        return f"fixed test file `{source.get('name')}`, {source.get('rows')} messages, never trained on"
+    return "held-out test split"
+
+
 def _body(release: dict, metrics: dict, training: dict, thresholds: dict, fallback_label: str) -> str:
     labels = metrics.get("labels") or list((metrics.get("test") or {}).get("per_class", {}))
     per_class = (metrics.get("test") or {}).get("per_class", {})
@@ -116,7 +125,7 @@ Base model: `{training.get('base_model') or metrics.get('base_model') or "(not r
 
 {_table(settings_rows, ("setting", "value")) if settings_rows else "(training settings not recorded)"}
 
-## Evaluation (held-out test split)
+## Evaluation ({_test_source(metrics.get("test_source") or {})})
 Accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}, weighted-F1
 {metrics['weighted_f1']:.4f}.
 {noisy}{int8}

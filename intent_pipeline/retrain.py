@@ -175,12 +175,13 @@ def freeze_current_test(settings: Settings, current: tuple[Path, dict] | None) -
     files = Artifacts.from_settings(settings)
     if not files.split("test").is_file():
         run_script("prepare", "prepare_data.py")
-    fingerprint = read_json(files.dataset_fingerprint, "dataset fingerprint",
-                            "run `python prepare_data.py`").get("fingerprint", "")
+    prepared = read_json(files.dataset_fingerprint, "dataset fingerprint", "run `python prepare_data.py`")
+    fingerprint = prepared.get("fingerprint", "")
     if current and current[1].get("dataset_fingerprint") not in (None, fingerprint):
         log.warning("the current splits are not the ones the serving release %s was trained with: its test scores "
                     "may be optimistic if it trained on some of these messages", current[1].get("version"))
-    holdout.freeze_test(settings.artifacts_dir, fingerprint)
+    # With TEST_FILE set, stage 3's test split is that file's masked rows: the frozen test is the fixed file.
+    holdout.freeze_test(settings.artifacts_dir, fingerprint, prepared.get("test_source"))
 
 
 def decide(settings: Settings, current: tuple[Path, dict] | None, frozen_dir: Path,

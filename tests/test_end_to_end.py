@@ -108,6 +108,24 @@ def test_a_changed_setting_reruns_its_stage_and_everything_after(settings_env: P
     assert "hf_secret_value" not in json.dumps(rp.stage_keys(stages, config.get_settings(), fast=False))
 
 
+def test_fixed_test_file_content_and_columns_are_part_of_the_keys(settings_env: Path, monkeypatch) -> None:
+    import config
+    import run_pipeline as rp
+
+    (settings_env / "raw.csv").write_text("text,category\nI want my money back,refund\n")
+    (settings_env / "test.csv").write_text("text,category\nmoney back please,refund\n")
+    stages = rp.pipeline_stages(fast=False)
+    before = rp.stage_keys(stages, config.get_settings(), fast=False)
+    monkeypatch.setenv("TEST_FILE", str(settings_env / "test.csv"))
+    with_file = rp.stage_keys(stages, config.get_settings(), fast=False)
+    assert [name for name in before if before[name] != with_file[name]] == ["prepare", "finetune", "evaluate", "release"]
+    (settings_env / "test.csv").write_text("text,category\nrefund my money please,refund\n")  # edited in place
+    edited = rp.stage_keys(stages, config.get_settings(), fast=False)
+    assert edited["ingest"] == with_file["ingest"] and edited["prepare"] != with_file["prepare"]
+    monkeypatch.setenv("LABEL_COLUMN", "category")
+    assert rp.stage_keys(stages, config.get_settings(), fast=False)["ingest"] != edited["ingest"]
+
+
 def test_missing_raw_file_is_one_clear_line(settings_env: Path) -> None:
     result = run_pipeline()
     assert result.returncode == 1

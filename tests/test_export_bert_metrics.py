@@ -195,3 +195,48 @@ def test_min_coverage_defaults_to_the_setting(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("FALLBACK_MIN_COVERAGE", "0.75")
     assert export_bert_metrics.parse_args([], config.get_settings()).min_coverage == 0.75
     assert export_bert_metrics.parse_args(["--min-coverage", "0.5"], config.get_settings()).min_coverage == 0.5
+
+
+def test_reports_on_a_fixed_test_file_and_says_so(settings_env: Path, untrained_model_dir: Path, masker, capsys) -> None:
+    """Stage 3 with --test-file, then stage 5: the test split is the file's rows, and metrics.json names the file."""
+    import hashlib
+    import random
+
+    import prepare_data
+    from intent_pipeline import db
+
+    rng = random.Random(5)
+    words = ["".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=6)) for _ in range(600)]
+    rows = [(f"{label.replace('_', ' ')} {' '.join(rng.sample(words, 4))}", label) for label in TEXTS for _ in range(20)]
+    engine = db.connect(f"sqlite:///{settings_env / 'test.db'}")
+    with engine.begin() as conn:
+        conn.execute(db.messages.insert(), [{"text": t, "label": l, "text_hash": hashlib.sha256(t.encode()).hexdigest(),
+                                             "source": "t"} for t, l in rows])
+    engine.dispose()
+    test_file = settings_env / "bench_test.tsv"
+    pairs = [(text, label) for label, texts in TEXTS.items() for text in texts]
+    test_file.write_text("utterance\tcategory\n" + "".join(f"{t}\t{l}\n" for t, l in pairs)
+                         + "Call John Smith at (212) 555-0142\tother\n")
+    assert run_cli(prepare_data.main, ["--test-file", str(test_file), "--label-column", "category"]) == 0
+    fingerprint = json.loads((settings_env / "artifacts" / "dataset_fingerprint.json").read_text())["fingerprint"]
+    artifacts = settings_env / "artifacts"
+    model_dir = artifacts / "bert_intent_model"
+    model_dir.mkdir()
+    for item in untrained_model_dir.iterdir():
+        if item.name != "training_config.json":
+            (model_dir / item.name).symlink_to(item)
+    (model_dir / "training_config.json").write_text(json.dumps(
+        {"model_version": "m-fixed", "dataset_fingerprint": fingerprint, "max_length": 32, "base_model": "base"}))
+
+    assert run_cli(export_bert_metrics.main, ["--batch-size", "8"]) == 0
+    raw = (artifacts / "metrics.json").read_text()
+    metrics = json.loads(raw)
+    assert metrics["split_sizes"]["test"] == len(pairs) + 1 == metrics["test"]["n"]
+    source = metrics["test_source"]
+    assert source["kind"] == "file" and source["name"] == "bench_test.tsv" and source["rows"] == len(pairs) + 1
+    assert source["sha256"] == hashlib.sha256(test_file.read_bytes()).hexdigest()
+    assert metrics["val_source"]["kind"] == "split"
+    assert str(settings_env) not in raw  # file name only: metrics.json travels into (maybe public) releases
+    assert "fixed file bench_test.tsv" in capsys.readouterr().out
+    wrong = pd.read_csv(artifacts / "misclassified.csv", keep_default_na=False)
+    assert not wrong["text"].str.contains("John Smith|555-0142").any()

@@ -304,3 +304,94 @@ def test_preprocess_command_line_masks_its_arguments(masker, capsys) -> None:
 
     assert run_cli(preprocess.main, ["write to  ops@mail.example.org"]) == 0
     assert capsys.readouterr().out == "write to [EMAIL]\n"
+
+
+# ---- input formats, named columns, unlabeled rows (issue 16) ---------------------------------------
+
+# (body, category): one message with PII, one without a label (empty, or null in JSON/Parquet).
+EXPORT_ROWS = [
+    ("Hi, this is John Smith, where is my parcel?", "Track_Order"),
+    ("I want my money back for order 9511291", "refund"),
+    ("Can I pay with a voucher?", None),
+    ("Cancel my subscription please", "cancel"),
+]
+
+
+def write_export(path: Path) -> Path:
+    """EXPORT_ROWS in `path`'s format (by its extension), with the columns body, category and ticket_id."""
+    frame = pd.DataFrame(EXPORT_ROWS, columns=["body", "category"]).assign(ticket_id=range(len(EXPORT_ROWS)))
+    suffix = path.suffix
+    if suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    elif suffix in (".jsonl", ".ndjson"):
+        path.write_text("".join(json.dumps(r) + "\n" for r in frame.to_dict(orient="records")), encoding="utf-8")
+    else:
+        frame.fillna("").to_csv(path, index=False, sep="\t" if suffix == ".tsv" else ",")
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl", ".ndjson", ".parquet"])
+def test_every_format_with_named_columns(settings_env: Path, masker, suffix: str) -> None:
+    raw = write_export(settings_env / f"export{suffix}")
+    assert run_stage("--input", str(raw), "--text-column", "body", "--label-column", "Category") == 0
+    out = pd.read_csv(settings_env / "cleaned.csv", keep_default_na=False)
+    assert out["label"].tolist() == ["track_order", "refund", "cancel"]  # the unlabeled row is left out
+    assert out["text"].tolist() == ["Hi, this is [PERSON], where is my parcel?",
+                                    "I want my money back for order [ORDER_ID]", "Cancel my subscription please"]
+    assert set(out["source"]) == {raw.name}
+    report = json.loads((settings_env / "artifacts" / "data_report.json").read_text())
+    assert report["input"]["rows_read"] == 4 and report["input"]["rows_written"] == 3
+    assert report["input"]["unlabeled_rows"] == 1 and report["input"]["skipped"] == {"missing_label": 1}
+
+
+def test_column_settings_are_the_default_and_text_category_works(settings_env: Path, masker, monkeypatch) -> None:
+    (settings_env / "raw.csv").write_text("text,category\nWhere is my order?,check_order\nRefund me now,refund\n,x\n")
+    monkeypatch.setenv("LABEL_COLUMN", "category")
+    assert run_stage() == 0
+    out = pd.read_csv(settings_env / "cleaned.csv")
+    assert out["label"].tolist() == ["check_order", "refund"]
+
+
+def test_unlabeled_rows_are_logged_and_summarised(settings_env: Path, masker, capsys) -> None:
+    raw = write_export(settings_env / "export.jsonl")
+    assert run_stage("--input", str(raw), "--text-column", "body", "--label-column", "category") == 0
+    captured = capsys.readouterr()
+    assert "WARNING" in captured.err and "1 of 4 rows have no label: left out" in captured.err
+    assert "unlabeled rows (no label, left out of training): 1" in captured.out
+
+
+@pytest.mark.parametrize("name, content, flags, expected", [
+    ("raw.xlsx", b"PK\x03\x04", [], "has '.xlsx': supported input files are .csv, .tsv, .jsonl, .ndjson, .parquet"),
+    ("raw", b"text,label\nhi,x\n", [], "has no extension: supported input files are"),
+    ("raw.csv", b"text,label\nhi,x\n", ["--text-column", "body"], "has no column 'body' (--text-column / TEXT_COLUMN)"),
+    ("raw.tsv", b"body\tcategory\nhi\tx\n", ["--text-column", "body", "--label-column", "intent"],
+     "has no column 'intent' (--label-column / LABEL_COLUMN): found body, category"),
+    ("raw.csv", b"text,category\nhi,x\n", [], "no label column: found text, category; expected one of label, intent; "
+     "or name it with --label-column"),
+    ("raw.jsonl", b"[1, 2]\nnot json\n", [], "is not a readable JSON Lines file"),
+    ("raw.jsonl", b'{"text": "hi", "label": null}\n', [], "no usable rows"),
+    ("raw.parquet", b"this is not parquet at all", [], "is not a readable Parquet file"),
+    ("raw.parquet", b"", [], "is empty"),
+    ("raw.ndjson", b"\n\n", [], "is empty"),
+], ids=["xlsx", "no-extension", "missing-text-column", "missing-label-column", "undetected-label", "jsonl-not-objects",
+        "all-unlabeled", "broken-parquet", "empty-parquet", "blank-ndjson"])
+def test_bad_files_of_any_format_fail_with_one_line_and_write_nothing(
+        settings_env: Path, capsys, name: str, content: bytes, flags: list[str], expected: str) -> None:
+    (settings_env / name).write_bytes(content)
+    assert run_stage("--input", str(settings_env / name), *flags) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
+    assert expected in err
+    assert not (settings_env / "cleaned.csv").exists() and not (settings_env / "artifacts").exists()
+
+
+def test_parquet_without_the_named_column_fails_from_the_command_line(settings_env: Path) -> None:
+    raw = write_export(settings_env / "export.parquet")
+    proc = subprocess.run(
+        [sys.executable, "ingest_clean.py", "--input", str(raw), "--text-column", "message"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {raw} has no column 'message' (--text-column / TEXT_COLUMN): found body, category, ticket_id"]
+    assert not (settings_env / "cleaned.csv").exists()

@@ -189,3 +189,135 @@ def test_bad_input_fails_with_one_clear_line(db_url: str, settings_env, capsys, 
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and expected in errors[0]
     assert not (settings_env / "artifacts" / "splits").exists()
+
+
+# ---- fixed evaluation files (issue 16) ---------------------------------------------------------------
+
+
+def fixed_test_case(settings_env: Path, masker) -> tuple[str, Path, list[tuple[str, str]], dict]:
+    """A database of seed rows and a test file (columns text,category) that overlaps it on purpose."""
+    from intent_pipeline.masking import clean_text
+
+    url = f"sqlite:///{settings_env / 'fixed.db'}"
+    rows = seed_rows(60)
+    insert_messages(url, rows)
+    unchanged = [(t, l) for t, l in rows if masker.mask(clean_text(t)).text == t and len(t.split()) >= 4]
+    same, near = unchanged[0], next(r for r in unchanged[1:] if r[1] != unchanged[0][1])
+    labelled = [
+        same,  # the very text of a training candidate
+        (near[0].rstrip(".?!") + " quickly", near[1]),  # one word added: a near-duplicate
+        ("Hi, this is John Smith, my invoice never arrived by mail", "request_invoice"),
+        ("jane.doe@example.co.uk wants to talk with someone from your team", "contact_support"),
+        ("I would love to write a review about the sofa I bought", "review"),
+        ("what a lovely sunny morning it is", "other"),
+        ("where are my two parcels, it has been weeks", "queries_related_to_order"),
+    ]
+    path = settings_env / "official_test.csv"
+    pd.DataFrame(labelled + [("Is this even labelled", "")], columns=["text", "category"]).to_csv(path, index=False)
+    return url, path, labelled, {"same": same[0], "near": near[0]}
+
+
+def test_fixed_test_file_is_the_test_split_masked_and_kept_out_of_training(settings_env: Path, masker) -> None:
+    from intent_pipeline.masking import clean_text
+
+    url, path, labelled, overlap = fixed_test_case(settings_env, masker)
+    artifacts = settings_env / "artifacts"
+    assert prepare_data.main(["--database-url", url, "--test-file", str(path), "--label-column", "category"]) == 0
+    splits = read_splits(artifacts)
+
+    expected = [r.text for r in masker.mask_batch([clean_text(t) for t, _ in labelled])]
+    assert splits["test"]["text"].tolist() == expected  # every labelled row, in file order, masked as stage 1 does
+    assert splits["test"]["label"].tolist() == [label for _, label in labelled]
+    test_csv = (artifacts / "splits" / "test.csv").read_text() + (artifacts / "splits" / "test_noisy.csv").read_text()
+    assert "John Smith" not in test_csv and "jane.doe" not in test_csv
+    assert "[PERSON]" in splits["test"]["text"].iloc[2] and "[EMAIL]" in splits["test"]["text"].iloc[3]
+    assert len(splits["test_noisy"]) == len(labelled)
+
+    trained_on = splits["train"]["text"].tolist() + splits["val"]["text"].tolist()
+    assert overlap["same"] not in trained_on and overlap["near"] not in trained_on
+    assert not texts_with_neighbour(trained_on, expected).any()  # no near-duplicate of a test row left
+    assert len(splits["val"]) > 0 and set(splits["val"]["label"]) <= set(splits["train"]["label"])
+
+    report = json.loads((artifacts / "data_report.json").read_text())["splits"]
+    assert report["fixed"]["dropped_from_training"]["same_text"] == 1
+    assert report["fixed"]["dropped_from_training"]["near_duplicate"] >= 1
+    assert report["test_with_near_duplicate_in_train"] == 0
+    source = json.loads((artifacts / "dataset_fingerprint.json").read_text())["test_source"]
+    assert source["kind"] == "file" and source["rows"] == len(labelled) and source["unlabeled_rows"] == 1
+    assert source["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert report["sources"]["val"] == {"kind": "split", "ratio": 0.1}
+
+
+def test_fixed_val_and_test_files_leave_every_other_row_to_training(settings_env: Path, masker, monkeypatch) -> None:
+    url, path, labelled, _ = fixed_test_case(settings_env, masker)
+    val = settings_env / "val.jsonl"  # another format, same column names (settings this time)
+    val.write_text("".join(json.dumps({"text": t, "category": l}) + "\n" for t, l in [
+        ("please put me through to a real person", "contact_support"), ("thanks a lot, bye", "other")]))
+    monkeypatch.setenv("TEST_FILE", str(path))
+    monkeypatch.setenv("VAL_FILE", str(val))
+    monkeypatch.setenv("LABEL_COLUMN", "category")
+    assert prepare_data.main(["--database-url", url, "--no-augment", "--group-cap", "0"]) == 0
+    splits = read_splits(settings_env / "artifacts")
+    assert splits["val"]["text"].tolist() == ["please put me through to a real person", "thanks a lot, bye"]
+    assert len(splits["test"]) == len(labelled)
+    report = json.loads((settings_env / "artifacts" / "data_report.json").read_text())["splits"]
+    dropped = sum(report["fixed"]["dropped_from_training"].values())
+    assert len(splits["train"]) == 5 * 60 - dropped  # nothing drawn: all the rest trains
+
+
+@pytest.mark.parametrize("content, flags, expected", [
+    ("text,category\nwhere is my refund for the toaster,refunds\nhello there friend,other\n", ["--label-column", "category"],
+     "has label(s) the training data does not have: 'refunds' (1 rows)"),
+    ("text,category\nhello,other\n", [], "has no label column: found text, category"),
+    ("", [], "is empty"),
+], ids=["unknown-label", "undetected-column", "empty"])
+def test_bad_fixed_files_fail_with_one_line_and_write_nothing(settings_env: Path, masker, capsys, content, flags,
+                                                              expected) -> None:
+    url = f"sqlite:///{settings_env / 'bad.db'}"
+    insert_messages(url, seed_rows(30))
+    path = settings_env / "test.csv"
+    path.write_text(content)
+    assert run_cli(prepare_data.main, ["--database-url", url, "--test-file", str(path), *flags]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and expected in errors[0], errors
+    assert not (settings_env / "artifacts" / "splits").exists()
+    assert not (settings_env / "artifacts" / "dataset_fingerprint.json").exists()
+
+
+def test_missing_or_unsupported_fixed_file_fails(settings_env: Path, capsys) -> None:
+    url = f"sqlite:///{settings_env / 'bad.db'}"
+    insert_messages(url, seed_rows(30))
+    assert run_cli(prepare_data.main, ["--database-url", url, "--val-file", str(settings_env / "nope.csv")]) == 1
+    assert f"error: val file not found: {settings_env / 'nope.csv'} (set VAL_FILE or pass --val-file)" in capsys.readouterr().err
+    (settings_env / "test.xlsx").write_bytes(b"PK")
+    assert run_cli(prepare_data.main, ["--database-url", url, "--test-file", str(settings_env / "test.xlsx")]) == 1
+    assert "supported input files are .csv, .tsv, .jsonl, .ndjson, .parquet" in capsys.readouterr().err
+    assert not (settings_env / "artifacts" / "splits").exists()
+
+
+def test_frozen_test_of_a_fixed_file_stays_the_test_split(settings_env: Path, masker, capsys) -> None:
+    """retrain.py freezes stage 3's test split: with TEST_FILE that is the file's rows, kept even if the file changes."""
+    from intent_pipeline import holdout
+
+    url, path, labelled, overlap = fixed_test_case(settings_env, masker)
+    artifacts = settings_env / "artifacts"
+    base = ["--database-url", url, "--label-column", "category", "--test-file", str(path)]
+    assert prepare_data.main(base) == 0
+    prepared = json.loads((artifacts / "dataset_fingerprint.json").read_text())
+    frozen = holdout.freeze_test(artifacts, prepared["fingerprint"], prepared["test_source"])
+    first_test = (artifacts / "splits" / "test.csv").read_text()
+
+    capsys.readouterr()
+    assert prepare_data.main([*base, "--frozen-test", str(frozen)]) == 0
+    assert (artifacts / "splits" / "test.csv").read_text() == first_test
+    assert "is not what the frozen test split" not in capsys.readouterr().err
+    source = json.loads((artifacts / "dataset_fingerprint.json").read_text())["test_source"]
+    assert source["kind"] == "frozen" and source["frozen_from"]["sha256"] == prepared["test_source"]["sha256"]
+    trained_on = set(read_splits(artifacts)["train"]["text"]) | set(read_splits(artifacts)["val"]["text"])
+    assert overlap["same"] not in trained_on and overlap["near"] not in trained_on
+
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write("a brand new test message about refunds,other\n")
+    assert prepare_data.main([*base, "--frozen-test", str(frozen)]) == 0
+    assert (artifacts / "splits" / "test.csv").read_text() == first_test  # champion and challenger: same rows
+    assert "is not what the frozen test split" in capsys.readouterr().err

@@ -84,6 +84,13 @@ def _path(name: str, default: str) -> Path:
     return path if path.is_absolute() else PROJECT_ROOT / path
 
 
+def _one_of(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = _env(name, default).lower()
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
 def _optional_path(name: str) -> Path | None:
     """A path setting that is off when unset or empty."""
     return _path(name, "") if _env(name, "") else None
@@ -133,6 +140,7 @@ class Settings:
     test_ratio: float
     test_file: Path | None  # fixed test set instead of a drawn test split (issue 16)
     val_file: Path | None
+    fixed_leak_check: str  # near: drop train rows identical or near-duplicate to fixed rows; exact: identical only
     augment: bool
     augment_fraction: float
     train_group_cap: int
@@ -267,6 +275,7 @@ def get_settings() -> Settings:
         test_ratio=float(_env_number("TEST_RATIO", 0.15, float)),
         test_file=_optional_path("TEST_FILE"),
         val_file=_optional_path("VAL_FILE"),
+        fixed_leak_check=_one_of("FIXED_LEAK_CHECK", "near", ("near", "exact")),
         augment=_env_bool("AUGMENT", True),
         augment_fraction=float(_env_number("AUGMENT_FRACTION", 0.5, float)),
         train_group_cap=int(_env_number("TRAIN_GROUP_CAP", 16)),

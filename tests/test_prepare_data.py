@@ -321,3 +321,15 @@ def test_frozen_test_of_a_fixed_file_stays_the_test_split(settings_env: Path, ma
     assert prepare_data.main([*base, "--frozen-test", str(frozen)]) == 0
     assert (artifacts / "splits" / "test.csv").read_text() == first_test  # champion and challenger: same rows
     assert "is not what the frozen test split" in capsys.readouterr().err
+
+
+def test_exact_leak_check_keeps_near_duplicates_of_a_fixed_test_file(settings_env: Path, masker) -> None:
+    url, path, _, overlap = fixed_test_case(settings_env, masker)
+    artifacts = settings_env / "artifacts"
+    argv = ["--database-url", url, "--test-file", str(path), "--label-column", "category", "--fixed-leak-check", "exact"]
+    assert prepare_data.main(argv) == 0
+    splits = read_splits(artifacts)
+    trained_on = splits["train"]["text"].tolist() + splits["val"]["text"].tolist()
+    assert overlap["same"] not in trained_on and overlap["near"] in trained_on  # identical out, near-duplicate kept
+    report = json.loads((artifacts / "data_report.json").read_text())["splits"]
+    assert report["fixed"]["dropped_from_training"] == {"same_text": 1, "near_duplicate": 0}

@@ -5,6 +5,10 @@ connect timeout, and a failed query puts SQL, host names or a password into the 
 connects lazily, remembers a connection failure for `cooldown_s` seconds (calls in that window fail
 at once), and turns every database error into a `DatabaseUnavailable` whose message is one safe
 line; the details go to the server log with the password masked.
+
+The app never changes the schema (stage 2 owns it): the guard opens the database with
+`db.open_existing`, and a database without the current schema is a one-line warning naming
+`python load_to_mysql.py --schema-only`.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ def _connection_lost(exc: BaseException) -> bool:
 class DatabaseGuard:
     """Lazy engine for `url` with a cool-down after connection failures; safe to share between threads."""
 
-    def __init__(self, url: str, connect: Callable[[str], Engine] = db.connect, cooldown_s: float = COOLDOWN_S,
+    def __init__(self, url: str, connect: Callable[[str], Engine] = db.open_existing, cooldown_s: float = COOLDOWN_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.url, self._connect, self.cooldown_s, self.clock = url, connect, cooldown_s, clock
         self._engine: Engine | None = None
@@ -58,11 +62,14 @@ class DatabaseGuard:
         self._failed_at = self.clock()
         log.warning("database unavailable while trying to %s (%s): %s", what, mask_url(self.url),
                     str(getattr(exc, "orig", exc)).splitlines()[0] if str(exc) else type(exc).__name__)
+        if isinstance(exc, db.SchemaError):  # the fix is the user's to make: name it (no URL, no host)
+            return DatabaseUnavailable(f"Could not {what}: the database has no current schema; "
+                                       f"{db.HOW_TO_CREATE_SCHEMA} (next try in {self.cooldown_s:.0f} s).")
         return DatabaseUnavailable(f"Could not {what}: the database is unavailable "
                                    f"(next try in {self.cooldown_s:.0f} s; details in the server log).")
 
     def engine(self, what: str = "reach the database") -> Engine:
-        """The engine, connecting (schema included) on first use; raises DatabaseUnavailable in the cool-down."""
+        """The engine, connecting (and checking the schema) on first use; raises DatabaseUnavailable in the cool-down."""
         with self._lock:
             wait = self.retry_in_s()
             if wait > 0:

@@ -227,3 +227,10 @@ def test_cli_rejects_bad_port_missing_model_and_missing_schema(settings_env: Pat
     assert run_cli(serve.main, ["--port", "0"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: the database") and "load_to_mysql.py --schema-only" in err
+
+
+def test_ready_high_water_comes_from_its_setting(release_dir: Path, sqlite_url: str) -> None:
+    settings = api_settings(release_dir, sqlite_url, max_queue=40, ready_high_water=0.25)
+    with TestClient(create_app(settings)) as test_client:
+        ready = test_client.get("/ready").json()
+    assert ready["high_water"] == 10 and ready["max_queue"] == 40 and ready["ready"] is True

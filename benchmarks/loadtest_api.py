@@ -284,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     folder = str(resolve_model_source(settings, args.model_source))
     with tempfile.TemporaryDirectory(prefix="loadtest-") as tmp:
         database_url = f"sqlite:///{Path(tmp) / 'log.db'}"
-        db.connect(database_url).dispose()  # the schema, as stage 2 creates it
+        db.create_schema(database_url)  # stage 2 creates the schema; the API only checks it
         env = {"LOG_LEVEL": "WARNING", "MODEL_SOURCE": folder, "DATABASE_URL": database_url,
                "MAX_BATCH": str(max(args.batch_size, settings.max_batch))}
         if args.backend:

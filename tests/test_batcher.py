@@ -270,3 +270,18 @@ def test_ready_high_water_is_a_share_of_the_queue() -> None:
         assert batcher.high_water == 10 and batcher.below_high_water()
     finally:
         batcher.close()
+
+
+def test_a_lone_request_skips_the_hand_off_between_stages() -> None:
+    threads: list[str] = []
+
+    def finish(payloads):
+        threads.append(threading.current_thread().name)
+        return [p * 2 for p in payloads]
+
+    batcher = MicroBatcher(list, max_batch=4, max_wait_ms=0, max_queue=8, finish=finish)
+    try:
+        assert asyncio.run(_submit_all(batcher, [5])) == [10]
+    finally:
+        batcher.close()
+    assert threads == ["micro-batcher"]  # the first stage's thread finished it

@@ -102,6 +102,7 @@ class MicroBatcher:
         # start another batch, given back when the second stage picks one up.
         self._handoff: queue.SimpleQueue = queue.SimpleQueue()
         self._slot = threading.Semaphore(1)
+        self._finishing = False  # the second stage is running a batch
         self._threads = [threading.Thread(target=self._work, name="micro-batcher", daemon=True)]
         if finish is not None:
             self._threads.append(threading.Thread(target=self._finish_work, name="micro-batcher-finish", daemon=True))
@@ -190,6 +191,11 @@ class MicroBatcher:
                 continue
             if self.finish is None:
                 self._deliver(batch, time.monotonic() - started, out, None)
+            elif len(batch) == 1 and not self._finishing:
+                # A lone request while the second stage is idle: nothing to overlap with, so this
+                # thread finishes it and the request saves a thread hand-off (sequential clients).
+                self._run_finish(batch, time.monotonic() - started, out)
+                self._release_slot()
             else:
                 self._handoff.put((batch, time.monotonic() - started, out))
         if self.finish is not None:
@@ -202,17 +208,24 @@ class MicroBatcher:
     def _finish_work(self) -> None:
         assert self.finish is not None
         while (item := self._handoff.get()) is not None:
+            self._finishing = True  # set before the first stage may take another batch
             self._slot.release()  # the first stage may start the next batch while this one runs
-            batch, first_stage_s, prepared = item
-            started = time.monotonic()
-            results: Sequence[Any] = ()
-            error: BaseException | None = None
             try:
-                results = self.finish(prepared)
-            except Exception as exc:
-                log.exception("a batch of %d requests failed", len(batch))
-                error = exc
-            self._deliver(batch, first_stage_s + time.monotonic() - started, results, error)
+                self._run_finish(*item)
+            finally:
+                self._finishing = False
+
+    def _run_finish(self, batch: list[Job], first_stage_s: float, prepared: Any) -> None:
+        assert self.finish is not None
+        started = time.monotonic()
+        results: Sequence[Any] = ()
+        error: BaseException | None = None
+        try:
+            results = self.finish(prepared)
+        except Exception as exc:  # handed to every request of the batch; the worker lives on
+            log.exception("a batch of %d requests failed", len(batch))
+            error = exc
+        self._deliver(batch, first_stage_s + time.monotonic() - started, results, error)
 
     def _deliver(self, batch: list[Job], busy_s: float, results: Sequence[Any], error: BaseException | None) -> None:
         """Record the batch's cost and hand each request its result (or the batch's error)."""

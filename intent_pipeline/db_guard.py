@@ -50,6 +50,7 @@ class DatabaseGuard:
         self.url, self._connect, self.cooldown_s, self.clock = url, connect, cooldown_s, clock
         self._engine: Engine | None = None
         self._failed_at: float | None = None
+        self._failure = "the database is unavailable"  # why the last try failed, for users (one safe line)
         self._lock = threading.Lock()
 
     def retry_in_s(self) -> float:
@@ -62,10 +63,10 @@ class DatabaseGuard:
         self._failed_at = self.clock()
         log.warning("database unavailable while trying to %s (%s): %s", what, mask_url(self.url),
                     str(getattr(exc, "orig", exc)).splitlines()[0] if str(exc) else type(exc).__name__)
-        if isinstance(exc, db.SchemaError):  # the fix is the user's to make: name it (no URL, no host)
-            return DatabaseUnavailable(f"Could not {what}: the database has no current schema; "
-                                       f"{db.HOW_TO_CREATE_SCHEMA} (next try in {self.cooldown_s:.0f} s).")
-        return DatabaseUnavailable(f"Could not {what}: the database is unavailable "
+        # A missing schema is the user's to fix: name the fix (never the URL or host).
+        self._failure = (f"the database has no current schema; {db.HOW_TO_CREATE_SCHEMA}"
+                         if isinstance(exc, db.SchemaError) else "the database is unavailable")
+        return DatabaseUnavailable(f"Could not {what}: {self._failure} "
                                    f"(next try in {self.cooldown_s:.0f} s; details in the server log).")
 
     def engine(self, what: str = "reach the database") -> Engine:
@@ -73,7 +74,7 @@ class DatabaseGuard:
         with self._lock:
             wait = self.retry_in_s()
             if wait > 0:
-                raise DatabaseUnavailable(f"Could not {what}: the database is unavailable (next try in {wait:.0f} s).")
+                raise DatabaseUnavailable(f"Could not {what}: {self._failure} (next try in {wait:.0f} s).")
             if self._engine is None:
                 try:
                     self._engine = self._connect(self.url)

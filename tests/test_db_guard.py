@@ -74,6 +74,8 @@ def test_a_database_without_the_schema_names_the_stage_2_command(db_url: str) ->
     message = str(missing.value)
     assert "\n" not in message and "python load_to_mysql.py --schema-only" in message
     assert "127.0.0.1" not in message and "sqlite" not in message
+    with pytest.raises(DatabaseUnavailable, match="load_to_mysql.py --schema-only"):  # in the cool-down too
+        guard.engine("log predictions")
     assert not sa.inspect(sa.create_engine(db_url)).get_table_names()  # the app created nothing
     db.create_schema(db_url)
     guard = DatabaseGuard(db_url)

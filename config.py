@@ -156,6 +156,8 @@ class Settings:
     batch_wait_ms: float
     max_queue: int
     request_timeout_s: float
+    ready_high_water: float
+    sqlite_busy_timeout_s: float
     max_body_bytes: int
     api_token: str
     api_workers: int
@@ -234,6 +236,13 @@ def _at_least(name: str, value: float, low: float) -> float:
     return value
 
 
+def _fraction(name: str, value: float) -> float:
+    """A share in (0, 1]."""
+    if not 0 < value <= 1:
+        raise ConfigError(f"{name} must be a fraction in (0, 1], got {value:g}")
+    return float(value)
+
+
 def check_setting_names(names: Iterable[str], where: str) -> tuple[str, ...]:
     """`names` as a tuple, or a ConfigError naming every one that is not a `Settings` field (a typo)."""
     names = tuple(names)
@@ -291,6 +300,9 @@ def get_settings() -> Settings:
         batch_wait_ms=float(_at_least("BATCH_WAIT_MS", _env_number("BATCH_WAIT_MS", 10, float), 0)),
         max_queue=int(_env_number("MAX_QUEUE", 64)),
         request_timeout_s=float(_at_least("REQUEST_TIMEOUT_S", _env_number("REQUEST_TIMEOUT_S", 10, float), 0.001)),
+        ready_high_water=_fraction("READY_HIGH_WATER", _env_number("READY_HIGH_WATER", 0.75, float)),
+        sqlite_busy_timeout_s=float(_at_least("SQLITE_BUSY_TIMEOUT_S",
+                                              _env_number("SQLITE_BUSY_TIMEOUT_S", 30, float), 0)),
         max_body_bytes=int(_at_least("MAX_BODY_BYTES", _env_number("MAX_BODY_BYTES", 1_048_576), 1)),
         api_token=os.environ.get("API_TOKEN", "").strip(),
         api_workers=int(_at_least("API_WORKERS", _env_number("API_WORKERS", 1), 1)),

@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from config import get_settings, mask_url
 from intent_pipeline.cli import run_cli
-from intent_pipeline.db import connect, messages, utc_now
+from intent_pipeline.db import connect, create_schema, messages, utc_now
 from intent_pipeline.errors import PipelineError
 from intent_pipeline.logging_setup import setup_logging
 
@@ -297,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.batch_size < 1:
         raise PipelineError("--batch-size must be at least 1")
     if args.schema_only:
-        connect(settings.database_url).dispose()
+        create_schema(settings.database_url)
         print(f"schema is current in {mask_url(settings.database_url)}")
         return 0
     log.info("loading %s into %s%s", args.input, mask_url(settings.database_url), " (replace)" if args.replace else "")

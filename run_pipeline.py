@@ -83,7 +83,7 @@ CONTENT_SETTINGS = ("test_file", "val_file")
 SETTINGS_WITHOUT_OUTPUT = (
     "hf_token", "model_source", "inference_backend", "max_batch", "n_process", "log_level", "ci",
     # serving only (app and API): no stage output depends on them
-    "batch_wait_ms", "max_queue", "request_timeout_s", "max_body_bytes", "api_token", "api_workers",
+    "batch_wait_ms", "max_queue", "request_timeout_s", "ready_high_water", "sqlite_busy_timeout_s", "max_body_bytes", "api_token", "api_workers",
     "inference_threads", "dashboard_address", "dashboard_password_hash", "dashboard_reviewers",
     # experiment tracking records runs, it does not change them; the rest is read by retrain.py and the servers
     "mlflow_tracking", "mlflow_tracking_uri", "mlflow_experiment", "mlflow_log_model", "retrain_min_corrections",

@@ -13,6 +13,7 @@ readers never block the writer, and a writer waits for another instead of failin
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -27,7 +28,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
-from config import mask_url
+from config import get_settings, mask_url
 from intent_pipeline.errors import PipelineError
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,6 @@ UtcNow = sa.func.current_timestamp()
 MYSQL_UNKNOWN_DATABASE = 1049
 FEEDBACK_PENDING, FEEDBACK_APPROVED, FEEDBACK_REJECTED = "pending", "approved", "rejected"
 FEEDBACK_STATUSES = (FEEDBACK_PENDING, FEEDBACK_APPROVED, FEEDBACK_REJECTED)
-# How long a SQLite writer waits for another one (the app and the API share the file) before failing.
-SQLITE_BUSY_TIMEOUT_S = 30
 HOW_TO_CREATE_SCHEMA = "run `python load_to_mysql.py --schema-only` (stage 2) to create or upgrade it"
 
 
@@ -140,9 +139,11 @@ def _create_private_file(path: Path) -> None:
         raise PipelineError(f"cannot create the SQLite database {path}: {exc.strerror}") from None
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, sqlite_busy_timeout_s: float | None = None) -> Engine:
     """Create an engine for `url`; SQLite's folder and a missing MySQL database are created.
 
+    A SQLite writer waits up to `sqlite_busy_timeout_s` (default: SQLITE_BUSY_TIMEOUT_S) for another
+    one (the app, the API and a stage share the file) before failing.
     Raises PipelineError (password masked) if the URL is malformed or the database unreachable.
     """
     try:
@@ -154,7 +155,9 @@ def make_engine(url: str) -> Engine:
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             _create_private_file(Path(parsed.database))
-        kwargs.update(connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+        if sqlite_busy_timeout_s is None:
+            sqlite_busy_timeout_s = get_settings().sqlite_busy_timeout_s
+        kwargs.update(connect_args={"timeout": sqlite_busy_timeout_s})
     elif backend in {"mysql", "mariadb"}:
         if "charset" not in parsed.query:
             parsed = parsed.update_query_dict({"charset": "utf8mb4"})
@@ -162,7 +165,7 @@ def make_engine(url: str) -> Engine:
     try:
         engine = sa.create_engine(parsed, **kwargs)
         if backend == "sqlite":
-            sa.event.listen(engine, "connect", _sqlite_pragmas)
+            sa.event.listen(engine, "connect", functools.partial(_sqlite_pragmas, sqlite_busy_timeout_s))
         try:
             _ping(engine)
         except OperationalError as exc:
@@ -187,12 +190,12 @@ def describe_url(url: str) -> str:
     return f"{parsed.get_backend_name()}: {name or '(default)'}"
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(busy_timeout_s: float, dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         # WAL is a property of the file (kept once set); in-memory databases answer "memory" and carry on.
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
     finally:
         cursor.close()
 
@@ -295,6 +298,11 @@ def connect(url: str) -> Engine:
         engine.dispose()
         raise PipelineError(f"cannot create or upgrade the schema in {mask_url(url)}: {_first_line(exc)}") from None
     return engine
+
+
+def create_schema(url: str) -> None:
+    """Stage 2's schema step (`load_to_mysql.py --schema-only`): create or upgrade the tables, load nothing."""
+    connect(url).dispose()
 
 
 def _frame(engine: Engine, query: sa.Select, columns: list[str]) -> pd.DataFrame:

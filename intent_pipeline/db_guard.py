@@ -5,6 +5,10 @@ connect timeout, and a failed query puts SQL, host names or a password into the 
 connects lazily, remembers a connection failure for `cooldown_s` seconds (calls in that window fail
 at once), and turns every database error into a `DatabaseUnavailable` whose message is one safe
 line; the details go to the server log with the password masked.
+
+The app never changes the schema (stage 2 owns it): the guard opens the database with
+`db.open_existing`, and a database without the current schema is a one-line warning naming
+`python load_to_mysql.py --schema-only`.
 """
 
 from __future__ import annotations
@@ -41,11 +45,12 @@ def _connection_lost(exc: BaseException) -> bool:
 class DatabaseGuard:
     """Lazy engine for `url` with a cool-down after connection failures; safe to share between threads."""
 
-    def __init__(self, url: str, connect: Callable[[str], Engine] = db.connect, cooldown_s: float = COOLDOWN_S,
+    def __init__(self, url: str, connect: Callable[[str], Engine] = db.open_existing, cooldown_s: float = COOLDOWN_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.url, self._connect, self.cooldown_s, self.clock = url, connect, cooldown_s, clock
         self._engine: Engine | None = None
         self._failed_at: float | None = None
+        self._failure = "the database is unavailable"  # why the last try failed, for users (one safe line)
         self._lock = threading.Lock()
 
     def retry_in_s(self) -> float:
@@ -58,15 +63,18 @@ class DatabaseGuard:
         self._failed_at = self.clock()
         log.warning("database unavailable while trying to %s (%s): %s", what, mask_url(self.url),
                     str(getattr(exc, "orig", exc)).splitlines()[0] if str(exc) else type(exc).__name__)
-        return DatabaseUnavailable(f"Could not {what}: the database is unavailable "
+        # A missing schema is the user's to fix: name the fix (never the URL or host).
+        self._failure = (f"the database has no current schema; {db.HOW_TO_CREATE_SCHEMA}"
+                         if isinstance(exc, db.SchemaError) else "the database is unavailable")
+        return DatabaseUnavailable(f"Could not {what}: {self._failure} "
                                    f"(next try in {self.cooldown_s:.0f} s; details in the server log).")
 
     def engine(self, what: str = "reach the database") -> Engine:
-        """The engine, connecting (schema included) on first use; raises DatabaseUnavailable in the cool-down."""
+        """The engine, connecting (and checking the schema) on first use; raises DatabaseUnavailable in the cool-down."""
         with self._lock:
             wait = self.retry_in_s()
             if wait > 0:
-                raise DatabaseUnavailable(f"Could not {what}: the database is unavailable (next try in {wait:.0f} s).")
+                raise DatabaseUnavailable(f"Could not {what}: {self._failure} (next try in {wait:.0f} s).")
             if self._engine is None:
                 try:
                     self._engine = self._connect(self.url)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -54,10 +54,12 @@ class Prediction:
     is_fallback: bool
     top_k: list[tuple[str, float]] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["top_k"] = [{"intent": label, "confidence": score} for label, score in self.top_k]
-        return data
+    def to_dict(self, top_k: int | None = None) -> dict:
+        """JSON-ready fields (the API's and the log's shape), with the first `top_k` ranked intents (default all).
+        Built field by field: dataclasses.asdict deep-copies every value, on the API's hot path."""
+        return {"text": self.text, "intent": self.intent, "top_intent": self.top_intent,
+                "confidence": self.confidence, "is_fallback": self.is_fallback,
+                "top_k": [{"intent": label, "confidence": score} for label, score in self.top_k[:top_k]]}
 
 
 class IntentClassifier:

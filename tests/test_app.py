@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 import config
 from intent_pipeline import dashboard as dash
+from intent_pipeline import db
 from intent_pipeline.errors import PipelineError
 from intent_pipeline.predict import FallbackRule, Prediction
 from conftest import PROJECT_ROOT, TINY_LABELS
@@ -22,8 +23,13 @@ TIMEOUT = 120  # the first run in a process loads the model and spaCy
 
 
 @pytest.fixture
-def app_env(settings_env: Path, untrained_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def app_env(request: pytest.FixtureRequest, settings_env: Path, untrained_model_dir: Path,
+            monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The app's settings, with the schema created as stage 2 does (the app only checks it)."""
     monkeypatch.setenv("MODEL_SOURCE", str(untrained_model_dir))
+    if "db_url" in request.fixturenames:  # the test's own database: DATABASE_URL must point at it first
+        request.getfixturevalue("db_url")
+    db.create_schema(config.get_settings().database_url)
     return settings_env
 
 
@@ -308,3 +314,19 @@ def test_unreachable_database_still_answers(app_env: Path, monkeypatch: pytest.M
     assert "s3cret" not in captions and "127.0.0.1" not in captions and "mysql: nowhere" in captions
     assert metric(at, "Intent") in TINY_LABELS
     assert all(b.key != "feedback_correct" for b in at.button)  # no feedback without a database
+
+
+def test_database_without_the_schema_is_one_line_naming_stage_2(settings_env: Path, untrained_model_dir: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODEL_SOURCE", str(untrained_model_dir))
+    url = config.get_settings().database_url  # a fresh SQLite file: no schema (stage 2 never ran)
+    at = classify(start_app(), "where is my order")
+    warning = at.sidebar.warning[0].value
+    assert "not being logged" in warning and "python load_to_mysql.py --schema-only" in warning
+    assert "\n" not in warning and str(settings_env) not in warning
+    assert metric(at, "Intent") in TINY_LABELS  # answering still works
+    engine = sa.create_engine(url)
+    try:
+        assert sa.inspect(engine).get_table_names() == []  # the app created nothing
+    finally:
+        engine.dispose()

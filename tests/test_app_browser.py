@@ -86,6 +86,9 @@ def serve_app(folder: Path) -> Iterator[str]:
 @pytest.fixture
 def app_url(settings_env: Path, untrained_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("MODEL_SOURCE", str(untrained_model_dir))
+    from intent_pipeline import db
+
+    db.create_schema(config.get_settings().database_url)  # as stage 2 does: the app only checks the schema
     with serve_app(settings_env) as url:
         yield url
 

@@ -189,3 +189,99 @@ def test_close_finishes_queued_work_then_refuses() -> None:
         return await asyncio.gather(*tasks)
 
     assert asyncio.run(run()) == [p * 2 for p in range(6)]
+
+
+class TwoStages:
+    """Stage 1 tags payloads, stage 2 doubles them; both record when they ran, to show the overlap."""
+
+    def __init__(self, cost_s: float, fail_finish_once: bool = False) -> None:
+        self.cost_s = cost_s
+        self.fail_finish_once = fail_finish_once
+        self.spans: list[tuple[str, float, float, int]] = []  # (stage, start, end, batch size)
+        self.in_flight = 0  # batches taken by stage 1 and not yet finished by stage 2
+        self.most_in_flight = 0
+        self.lock = threading.Lock()
+
+    def prepare(self, payloads):
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        start = time.monotonic()
+        time.sleep(self.cost_s)
+        self.spans.append(("prepare", start, time.monotonic(), len(payloads)))
+        return list(payloads)
+
+    def finish(self, payloads):
+        start = time.monotonic()
+        time.sleep(self.cost_s)
+        self.spans.append(("finish", start, time.monotonic(), len(payloads)))
+        with self.lock:
+            self.in_flight -= 1
+        if self.fail_finish_once:
+            self.fail_finish_once = False
+            raise RuntimeError("model exploded")
+        return [p * 2 for p in payloads]
+
+
+def test_two_stages_overlap_with_at_most_two_batches_in_flight() -> None:
+    stages = TwoStages(cost_s=0.05)
+    batcher = MicroBatcher(stages.prepare, max_batch=2, max_wait_ms=0, max_queue=64, finish=stages.finish)
+    try:
+        results = asyncio.run(_submit_all(batcher, list(range(12))))
+    finally:
+        batcher.close()
+    assert results == [p * 2 for p in range(12)]  # every request its own answer, through both stages
+    prepares = [s for s in stages.spans if s[0] == "prepare"]
+    finishes = [s for s in stages.spans if s[0] == "finish"]
+    assert sum(s[3] for s in finishes) == 12 and len(prepares) == len(finishes)
+    # Stage 1 of a later batch ran while stage 2 scored an earlier one.
+    assert any(p[1] < f[2] and f[1] < p[2] for p in prepares for f in finishes)
+    assert stages.most_in_flight == 2
+    assert batcher.stats.messages == 12
+
+
+def test_a_failing_second_stage_fails_only_its_batch() -> None:
+    stages = TwoStages(cost_s=0.0, fail_finish_once=True)
+    batcher = MicroBatcher(stages.prepare, max_batch=4, max_wait_ms=0, max_queue=8, finish=stages.finish)
+    try:
+        (error,) = asyncio.run(_submit_all(batcher, [1]))
+        assert isinstance(error, RuntimeError)
+        assert asyncio.run(_submit_all(batcher, [3, 4])) == [6, 8]
+    finally:
+        batcher.close()
+
+
+def test_two_stage_close_finishes_queued_work() -> None:
+    stages = TwoStages(cost_s=0.01)
+    batcher = MicroBatcher(stages.prepare, max_batch=2, max_wait_ms=0, max_queue=16, finish=stages.finish)
+
+    async def run():
+        tasks = [asyncio.create_task(batcher.submit(p, 1, 10)) for p in range(7)]
+        await asyncio.sleep(0)
+        await asyncio.to_thread(batcher.close)
+        return await asyncio.gather(*tasks)
+
+    assert asyncio.run(run()) == [p * 2 for p in range(7)]
+
+
+def test_ready_high_water_is_a_share_of_the_queue() -> None:
+    batcher = MicroBatcher(Runner(), max_batch=1, max_wait_ms=0, max_queue=40, high_water=0.25)
+    try:
+        assert batcher.high_water == 10 and batcher.below_high_water()
+    finally:
+        batcher.close()
+
+
+def test_a_lone_request_skips_the_hand_off_between_stages() -> None:
+    threads: list[str] = []
+
+    def finish(payloads):
+        threads.append(threading.current_thread().name)
+        return [p * 2 for p in payloads]
+
+    batcher = MicroBatcher(list, max_batch=4, max_wait_ms=0, max_queue=8, finish=finish)
+    try:
+        assert asyncio.run(_submit_all(batcher, [5])) == [10]
+    finally:
+        batcher.close()
+    assert threads == ["micro-batcher"]  # the first stage's thread finished it

@@ -51,6 +51,7 @@ def test_real_unreachable_server_gives_one_safe_line(mariadb_server: str) -> Non
 
 
 def test_query_errors_are_one_safe_line(db_url: str) -> None:
+    db.create_schema(db_url)  # stage 2; the guard only checks the schema
     guard = DatabaseGuard(db_url)
     guard.run("save your feedback", db.save_feedback, "masked text", "a", "b")
     with pytest.raises(DatabaseUnavailable, match="non-empty correct label"):
@@ -64,3 +65,18 @@ def test_query_errors_are_one_safe_line(db_url: str) -> None:
     assert_safe(message) and "feedback" not in message.replace("read the feedback", "")
     assert message.startswith("Could not read the feedback:")
     engine.dispose()
+
+
+def test_a_database_without_the_schema_names_the_stage_2_command(db_url: str) -> None:
+    guard = DatabaseGuard(db_url)
+    with pytest.raises(DatabaseUnavailable) as missing:
+        guard.run("log predictions", db.log_predictions, [])
+    message = str(missing.value)
+    assert "\n" not in message and "python load_to_mysql.py --schema-only" in message
+    assert "127.0.0.1" not in message and "sqlite" not in message
+    with pytest.raises(DatabaseUnavailable, match="load_to_mysql.py --schema-only"):  # in the cool-down too
+        guard.engine("log predictions")
+    assert not sa.inspect(sa.create_engine(db_url)).get_table_names()  # the app created nothing
+    db.create_schema(db_url)
+    guard = DatabaseGuard(db_url)
+    assert guard.run("log predictions", db.log_predictions, []) == []

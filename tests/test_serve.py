@@ -198,12 +198,19 @@ def test_predictions_are_logged(release_dir: Path, db_url: str) -> None:
     assert (rows["latency_ms"] > 0).all()
 
 
-def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:
+def test_sqlite_runs_in_wal_mode_with_the_busy_timeout_setting(sqlite_url: str,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     import sqlalchemy as sa
 
     with db.make_engine(sqlite_url).connect() as conn:
         assert conn.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
-        assert conn.execute(sa.text("PRAGMA busy_timeout")).scalar() == db.SQLITE_BUSY_TIMEOUT_S * 1000
+        assert conn.execute(sa.text("PRAGMA busy_timeout")).scalar() == config.get_settings().sqlite_busy_timeout_s * 1000
+    monkeypatch.setenv("SQLITE_BUSY_TIMEOUT_S", "2.5")
+    with db.make_engine(sqlite_url).connect() as conn:
+        assert conn.execute(sa.text("PRAGMA busy_timeout")).scalar() == 2500
+    monkeypatch.setenv("SQLITE_BUSY_TIMEOUT_S", "-1")
+    with pytest.raises(config.ConfigError, match="SQLITE_BUSY_TIMEOUT_S must be >= 0"):
+        config.get_settings()
 
 
 def test_cli_rejects_bad_port_missing_model_and_missing_schema(settings_env: Path, release_dir: Path,
@@ -220,3 +227,10 @@ def test_cli_rejects_bad_port_missing_model_and_missing_schema(settings_env: Pat
     assert run_cli(serve.main, ["--port", "0"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: the database") and "load_to_mysql.py --schema-only" in err
+
+
+def test_ready_high_water_comes_from_its_setting(release_dir: Path, sqlite_url: str) -> None:
+    settings = api_settings(release_dir, sqlite_url, max_queue=40, ready_high_water=0.25)
+    with TestClient(create_app(settings)) as test_client:
+        ready = test_client.get("/ready").json()
+    assert ready["high_water"] == 10 and ready["max_queue"] == 40 and ready["ready"] is True

@@ -12,6 +12,7 @@ needs `Authorization: Bearer <API_TOKEN>`; bodies over MAX_BODY_BYTES get 413 be
 # No `from __future__ import annotations`: FastAPI must resolve the body model built in create_app().
 import asyncio
 import functools
+import json
 import logging
 import os
 import time
@@ -24,7 +25,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
 import config
@@ -34,7 +35,7 @@ from intent_pipeline.reload import ReleasePoller
 from intent_pipeline.serving.batcher import MicroBatcher, QueueFull, Stopped
 from intent_pipeline.serving.limits import RequestLimits
 from intent_pipeline.serving.logger import PredictionLogger
-from intent_pipeline.serving.service import PredictionService, load_model
+from intent_pipeline.serving.service import Masked, PredictionService, load_model
 from intent_pipeline.text import is_blank
 
 log = logging.getLogger(__name__)
@@ -132,12 +133,29 @@ class Runtime:
     poller: ReleasePoller
 
 
-def run_batch(service: PredictionService, logger: PredictionLogger | None,
-              payloads: Sequence[tuple[list[str], int]]) -> list[dict]:
-    """Score every request of a micro-batch in one service call; one response body per request."""
+Payload = tuple[list[str], int]  # one request: its messages and its top_k
+
+
+@dataclass
+class MaskedRequests:
+    """A micro-batch between the two stages: the requests and their masked texts."""
+
+    payloads: Sequence[Payload]
+    masked: Masked
+
+
+def mask_requests(service: PredictionService, payloads: Sequence[Payload]) -> MaskedRequests:
+    """Stage 1: clean and mask every message of a micro-batch in one masker call (one group per request)."""
     texts = [text for messages, _ in payloads for text in messages]
     requests = [i for i, (messages, _) in enumerate(payloads) for _ in messages]
-    scored = service.predict(texts, top_k=max(top_k for _, top_k in payloads), channel=CHANNEL, groups=requests)
+    return MaskedRequests(payloads, service.prepare(texts, groups=requests))
+
+
+def answer_requests(service: PredictionService, logger: PredictionLogger | None,
+                    batch: MaskedRequests) -> list[dict]:
+    """Stage 2: score the masked micro-batch in one model call, queue its log rows, one body per request."""
+    payloads = batch.payloads
+    scored = service.score(batch.masked, top_k=max(top_k for _, top_k in payloads), channel=CHANNEL)
     if logger is not None:
         logger.submit(scored.log_rows)
     out, start = [], 0
@@ -145,12 +163,17 @@ def run_batch(service: PredictionService, logger: PredictionLogger | None,
         end = start + len(messages)
         predictions = []
         for pred, masked in zip(scored.predictions[start:end], scored.masked[start:end]):
-            body = pred.to_dict()
-            predictions.append({**body, "text": masked, "top_k": body["top_k"][:top_k]})
+            predictions.append({**pred.to_dict(top_k), "text": masked})
         start = end
         out.append({"model_version": scored.model.version, "backend": scored.model.backend,
                     "predictions": predictions})
     return out
+
+
+def run_batch(service: PredictionService, logger: PredictionLogger | None,
+              payloads: Sequence[Payload]) -> list[dict]:
+    """Both stages in one call: score every request of a micro-batch; one response body per request."""
+    return answer_requests(service, logger, mask_requests(service, payloads))
 
 
 def open_logger(settings: config.Settings) -> PredictionLogger | None:
@@ -172,8 +195,10 @@ def open_logger(settings: config.Settings) -> PredictionLogger | None:
 def start_runtime(settings: config.Settings) -> Runtime:
     logger = open_logger(settings)
     service = PredictionService.load(settings, num_threads=settings.inference_threads or None)
-    batcher = MicroBatcher(functools.partial(run_batch, service, logger), settings.max_batch,
-                           settings.batch_wait_ms, settings.max_queue)
+    # Two stages: masking (Python, holds the GIL) of one batch overlaps the model scoring the previous one.
+    batcher = MicroBatcher(functools.partial(mask_requests, service), settings.max_batch, settings.batch_wait_ms,
+                           settings.max_queue, settings.ready_high_water,
+                           finish=functools.partial(answer_requests, service, logger))
     poller = ReleasePoller(settings, lambda: service.model.folder, lambda folder: service.swap_model(
         load_model(settings, source=str(folder), num_threads=service.num_threads))).start()
     model = service.model
@@ -224,7 +249,11 @@ def create_app(settings: config.Settings | None = None) -> FastAPI:
             return busy("server shutting down")
         except asyncio.TimeoutError:
             return busy(f"no answer within {settings.request_timeout_s:g} s (REQUEST_TIMEOUT_S)", status=504)
-        return {**result, "latency_ms": (time.perf_counter() - started) * 1000}
+        body = {**result, "latency_ms": (time.perf_counter() - started) * 1000}
+        # Serialised here rather than through response_model (still the documented schema): the body
+        # is built by answer_requests in that shape, and validating it again cost CPU per request.
+        return Response(json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8"),
+                        media_type="application/json")
 
     @app.get("/health")
     async def health() -> dict:

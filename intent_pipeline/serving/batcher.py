@@ -7,12 +7,19 @@ never waits: a request arriving after the worker had nothing to do for longer th
 run at once. A full queue refuses new work immediately (`QueueFull`, the API's 503), so overload
 costs clients a fast retry instead of ever-growing latency and memory; so does a request that,
 at the measured cost per message, could not be answered before its deadline anyway.
+
+With a second stage (`finish`), batches flow through two threads like an assembly line: the first
+runs `run_batch` (the API: PII masking, Python-bound) on batch N+1 while the second runs `finish`
+(the API: the model, which releases the GIL) on batch N, so both cores stay busy. The first thread
+takes a new batch only once the second has picked up the last one, so at most two batches are in
+flight and requests that arrive meanwhile join the next batch instead of waiting behind a third.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import threading
 import time
 from collections import deque
@@ -41,8 +48,11 @@ class Job:
     abandoned: bool = False  # the request timed out or the client left: skip it if not started
 
 
-# Runs one batch: the jobs' payloads in, one result per payload out (same order).
-BatchRunner = Callable[[Sequence[Any]], Sequence[Any]]
+# Runs one batch: the jobs' payloads in, one result per payload out (same order); with a second
+# stage, whatever that stage takes.
+BatchRunner = Callable[[Sequence[Any]], Any]
+# The optional second stage: the first stage's output in, one result per payload out (same order).
+BatchFinisher = Callable[[Any], Sequence[Any]]
 
 
 def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
@@ -71,12 +81,15 @@ class BatcherStats:
 class MicroBatcher:
     """A bounded request queue drained by one worker thread running `run_batch` on micro-batches."""
 
-    def __init__(self, run_batch: BatchRunner, max_batch: int, max_wait_ms: float, max_queue: int) -> None:
+    def __init__(self, run_batch: BatchRunner, max_batch: int, max_wait_ms: float, max_queue: int,
+                 high_water: float = 0.75, finish: BatchFinisher | None = None) -> None:
         self.run_batch = run_batch
+        self.finish = finish
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000
         self.max_queue = max_queue
-        self.high_water = max(1, (max_queue * 3) // 4)
+        # /ready turns false at this many queued messages (READY_HIGH_WATER of max_queue), before 503s start.
+        self.high_water = max(1, int(max_queue * high_water))
         self.stats = BatcherStats()
         self._jobs: deque[Job] = deque()
         self._queued = 0  # messages waiting (not yet taken by the worker)
@@ -84,8 +97,17 @@ class MicroBatcher:
         self._stopping = False
         self._last_busy = 0.0  # when the worker last finished a batch of more than one request
         self._seconds_per_message = 0.0  # moving average of recent batches' cost (0 until measured)
-        self._thread = threading.Thread(target=self._work, name="micro-batcher", daemon=True)
-        self._thread.start()
+        self._stats_lock = threading.Lock()
+        # The second stage's input (a batch the first stage finished) and the first stage's permit to
+        # start another batch, given back when the second stage picks one up.
+        self._handoff: queue.SimpleQueue = queue.SimpleQueue()
+        self._slot = threading.Semaphore(1)
+        self._finishing = False  # the second stage is running a batch
+        self._threads = [threading.Thread(target=self._work, name="micro-batcher", daemon=True)]
+        if finish is not None:
+            self._threads.append(threading.Thread(target=self._finish_work, name="micro-batcher-finish", daemon=True))
+        for thread in self._threads:
+            thread.start()
 
     @property
     def queued(self) -> int:
@@ -151,36 +173,83 @@ class MicroBatcher:
 
     def _work(self) -> None:
         while True:
+            if self.finish is not None:
+                self._slot.acquire()  # the second stage has picked up the previous batch
             batch = self._next_batch()
             if batch is None:
-                return
+                break
             if not batch:
+                self._release_slot()
                 continue
-            results: Sequence[Any] = ()
-            error: BaseException | None = None
             started = time.monotonic()
             try:
-                results = self.run_batch([job.payload for job in batch])
+                out = self.run_batch([job.payload for job in batch])
             except Exception as exc:  # handed to every request of the batch; the worker lives on
                 log.exception("a batch of %d requests failed", len(batch))
-                error = exc
-            size = sum(job.size for job in batch)
-            cost = (time.monotonic() - started) / size
-            self._seconds_per_message = cost if not self.stats.batches else 0.8 * self._seconds_per_message + 0.2 * cost
+                self._deliver(batch, time.monotonic() - started, (), exc)
+                self._release_slot()
+                continue
+            if self.finish is None:
+                self._deliver(batch, time.monotonic() - started, out, None)
+            elif len(batch) == 1 and not self._finishing:
+                # A lone request while the second stage is idle: nothing to overlap with, so this
+                # thread finishes it and the request saves a thread hand-off (sequential clients).
+                self._run_finish(batch, time.monotonic() - started, out)
+                self._release_slot()
+            else:
+                self._handoff.put((batch, time.monotonic() - started, out))
+        if self.finish is not None:
+            self._handoff.put(None)
+
+    def _release_slot(self) -> None:
+        if self.finish is not None:
+            self._slot.release()
+
+    def _finish_work(self) -> None:
+        assert self.finish is not None
+        while (item := self._handoff.get()) is not None:
+            self._finishing = True  # set before the first stage may take another batch
+            self._slot.release()  # the first stage may start the next batch while this one runs
+            try:
+                self._run_finish(*item)
+            finally:
+                self._finishing = False
+
+    def _run_finish(self, batch: list[Job], first_stage_s: float, prepared: Any) -> None:
+        assert self.finish is not None
+        started = time.monotonic()
+        results: Sequence[Any] = ()
+        error: BaseException | None = None
+        try:
+            results = self.finish(prepared)
+        except Exception as exc:  # handed to every request of the batch; the worker lives on
+            log.exception("a batch of %d requests failed", len(batch))
+            error = exc
+        self._deliver(batch, first_stage_s + time.monotonic() - started, results, error)
+
+    def _deliver(self, batch: list[Job], busy_s: float, results: Sequence[Any], error: BaseException | None) -> None:
+        """Record the batch's cost and hand each request its result (or the batch's error)."""
+        size = sum(job.size for job in batch)
+        cost = busy_s / size
+        with self._stats_lock:
+            first = not self.stats.batches
+            self._seconds_per_message = cost if first else 0.8 * self._seconds_per_message + 0.2 * cost
             self.stats.batches += 1
             self.stats.messages += size
             self.stats.largest = max(self.stats.largest, size)
-            if len(batch) > 1:
-                self._last_busy = time.monotonic()
-            for i, job in enumerate(batch):
-                try:
-                    job.loop.call_soon_threadsafe(_settle, job.future, None if error else results[i], error)
-                except RuntimeError:  # the request's event loop is closed: nobody is waiting any more
-                    pass
+        if len(batch) > 1:
+            self._last_busy = time.monotonic()
+        for i, job in enumerate(batch):
+            try:
+                job.loop.call_soon_threadsafe(_settle, job.future, None if error else results[i], error)
+            except RuntimeError:  # the request's event loop is closed: nobody is waiting any more
+                pass
 
     def close(self, timeout: float = 30.0) -> None:
         """Finish what is queued, then stop the worker (requests arriving meanwhile get Stopped)."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))

@@ -66,7 +66,9 @@ def serve(settings: config.Settings, host: str, port: int, workers: int, port_fi
     if port_file is not None:
         write_text_atomic(port_file, f"{bound}\n")
     log.info("serving on http://%s:%d with %d worker process(es)", host, bound, workers)
+    # One access-log line per request costs CPU on every answer; it is on only with LOG_LEVEL=DEBUG.
     uv_config = uvicorn.Config(APP_FACTORY, factory=True, workers=workers, log_level=settings.log_level.lower(),
+                               access_log=settings.log_level == "DEBUG",
                                timeout_graceful_shutdown=max(5, int(settings.request_timeout_s) + 5))
     try:
         if workers > 1:

@@ -28,6 +28,10 @@ from intent_pipeline.registry import resolve_model_source
 log = logging.getLogger(__name__)
 
 WARM_UP_TEXT = "warm up: where is my order, Jane? jane@example.com"
+# Model calls per batch: texts sorted by length, this many at a time. Every text in a call is padded
+# to the longest, so one call per 64 mixed-length chat messages wastes more than the extra calls cost
+# (int8 graph, 64 mixed messages: 1.9 CPU ms/message in calls of 16, 2.9 in one call of 64).
+SCORE_BATCH_SIZE = 16
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,16 @@ def mask_texts(masker: Any, texts: Sequence[str], max_chars: int = 0,
 
 
 @dataclass
+class Masked:
+    """A batch after cleaning and PII masking, before scoring."""
+
+    model: LoadedModel  # the release serving when the batch started: it scores the batch, even after a swap
+    masked: list[str]  # the only form of the texts that goes further
+    truncated: list[bool]  # whether each masked text was cut to max_chars
+    started: float  # perf_counter() when masking began: latencies count from there
+
+
+@dataclass
 class Scored:
     """A batch of messages as the service answered it."""
 
@@ -175,21 +189,31 @@ class PredictionService:
     def mask(self, texts: Sequence[str], max_chars: int = 0) -> list[str]:
         return [text for text, _ in mask_texts(self.masker, texts, max_chars)]
 
+    def prepare(self, texts: Sequence[str], max_chars: int = 0, groups: Sequence[Hashable] | None = None) -> Masked:
+        """The first half of `predict`: clean and PII-mask a batch (one masker call). The API runs it
+        for one micro-batch while the model scores the previous one."""
+        model = self.model
+        started = time.perf_counter()
+        pairs = mask_texts(self.masker, texts, max_chars, groups)
+        return Masked(model, [text for text, _ in pairs], [cut for _, cut in pairs], started)
+
+    def score(self, batch: Masked, top_k: int = 3, rule: FallbackRule | None = None, channel: str = "api") -> Scored:
+        """The second half of `predict`: one model call on masked texts, the fallback rule, the log rows."""
+        model = batch.model
+        masked = batch.masked
+        predictions = model.classifier.predict(masked, top_k=top_k, fallback=rule, batch_size=SCORE_BATCH_SIZE)
+        latency_ms = (time.perf_counter() - batch.started) * 1000
+        scored = Scored(model, masked, predictions, latency_ms, truncated=batch.truncated)
+        per_message = latency_ms / max(1, len(masked))
+        scored.log_rows = [log_row(model, p, m, per_message, channel) for p, m in zip(predictions, masked)]
+        return scored
+
     def predict(self, texts: Sequence[str], top_k: int = 3, rule: FallbackRule | None = None,
                 channel: str = "api", max_chars: int = 0, groups: Sequence[Hashable] | None = None) -> Scored:
         """Answer a batch of raw messages (one masker call, one model call) and build their log rows;
         each masked text is cut to `max_chars` (0: no limit) after masking. Texts from different
         requests get different `groups` keys, so masking shares nothing between them."""
-        model = self.model
-        started = time.perf_counter()
-        pairs = mask_texts(self.masker, texts, max_chars, groups)
-        masked = [text for text, _ in pairs]
-        predictions = model.classifier.predict(masked, top_k=top_k, fallback=rule, batch_size=len(masked) or 1)
-        latency_ms = (time.perf_counter() - started) * 1000
-        scored = Scored(model, masked, predictions, latency_ms, truncated=[cut for _, cut in pairs])
-        per_message = latency_ms / max(1, len(texts))
-        scored.log_rows = [log_row(model, p, m, per_message, channel) for p, m in zip(predictions, masked)]
-        return scored
+        return self.score(self.prepare(texts, max_chars, groups), top_k, rule, channel)
 
     def answer(self, message: str, rule: FallbackRule | None = None, channel: str = "app",
                max_chars: int | None = None) -> Answer:

@@ -25,7 +25,8 @@ from tqdm import tqdm
 
 from intent_pipeline.pii.analyzer import LANGUAGE, artifacts_for, build_analyzer
 from intent_pipeline.pii.registry import NER_ENTITIES, NER_LABELS, PLACEHOLDERS, entries
-from intent_pipeline.pii.resolve import PiiEntity, apply_placeholders, complete_addresses, resolve_overlaps, widen_names
+from intent_pipeline.pii.addresses import complete_addresses
+from intent_pipeline.pii.resolve import PiiEntity, apply_placeholders, resolve_overlaps, widen_names
 from intent_pipeline.pii.words import is_common
 from intent_pipeline.text import clean_text
 

@@ -88,16 +88,28 @@ def is_common(word: str) -> bool:
                for prefix in _PREFIXES)
 
 
-def is_common_or_typo(word: str) -> bool:
-    """`is_common`, or a common word with two letters swapped or one letter dropped or added
-    ("plaese", "postcde"): for places where a name is not expected, such as the town of an address."""
-    word = word.lower()
-    if is_common(word):
+def is_frequent_or_typo(word: str, max_rank: int) -> bool:
+    """One of the `max_rank` most frequent words (or an inflection of one), a chat word, or one of them
+    with a typo ("pleae", "istead"): for a word that may be a rare name or town, but not a word a
+    sentence is made of."""
+    word = word.lower().strip("'’")
+    frequent = _frequent(max_rank)
+    if word in frequent or word in CHAT_WORDS:
         return True
+    if any(word.endswith(suffix) and len(word) - len(suffix) >= 3 and word[: -len(suffix)] + replacement in frequent
+           for suffix, replacement in _SUFFIXES):
+        return True
+    if len(word) < 5:
+        return False  # short words are one letter away from too many others ("elis", "bath")
     swaps = (word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(len(word) - 1))
     drops = (word[:i] + word[i + 1 :] for i in range(len(word)))
     adds = (word[:i] + c + word[i:] for i in range(len(word) + 1) for c in "abcdefghijklmnopqrstuvwxyz")
-    return any(w in common_words() for w in (*swaps, *drops, *adds))
+    return any(w in frequent for w in (*swaps, *drops, *adds))
+
+
+@functools.lru_cache(maxsize=4)
+def _frequent(max_rank: int) -> frozenset[str]:
+    return frozenset(w for w, rank in _ranks().items() if rank < max_rank)
 
 
 def is_compound_of_common(word: str, min_part: int = 4) -> bool:

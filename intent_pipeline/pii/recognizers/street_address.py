@@ -8,8 +8,9 @@ continental forms, with flat/apartment/unit parts.
 
 A street type alone proves little ("500 reward points", "3 usb ports"), so types that are also
 ordinary nouns in a support chat are accepted only when an address cue is present ("my address",
-"ship to", "deliver to", "live at", "moved to"). After such a cue, a house number followed by one to
-four words is an address whatever its street type.
+"ship to", "deliver to", "live at", "moved to"). After such a cue, a house number (up to four digits;
+five digits and a word are a postcode and a town) or a flat / house-number part followed by one to
+four words is an address whatever its street type, when a stop, a closing word or a postcode follows.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ strip""".split()
 PREFIX_TYPES = """rue chemin allée allee impasse quai calle avenida avda paseo carrer camino ronda pasaje
 alameda viale piazza piazzale vicolo corso largo strada contrada borgo rua travessa praça praca rodovia
 estrada rotonda incrocio stretto vico vial cañada urbanización urbanizacion callejón callejon
-pasadizo rambla acceso carretera glorieta travesía travesia canale c/ c. avda. av.""".split() + [
+pasadizo rambla acceso carretera glorieta travesía travesia canale cuesta bajada barranco subida c/ c. avda. av.""".split() + [
     f"{street} {particle}" for street in ("avenue", "boulevard", "place", "route", "cours", "square")
     for particle in ("de", "du", "des", "de la", "d'")]
 ENGLISH_PREFIX_TYPES = "avenue boulevard bd via route place plaza".split()
@@ -64,14 +65,18 @@ ADDRESS_CUES = ["address", "addr", "ship to", "shipping to", "deliver to", "deli
                 "billing address", "shipping address", "delivery address", "home address", "new address"]
 
 _NUM = r"(?<![\w])\d{1,5}[a-z]?(?:\s?[-/]\s?\d{1,4}[a-z]?)?"
+# A house number after the street name has at most 4 digits: "rue joseph maillet 57907" ends in a postcode.
+_NUM_AFTER = r"(?<![\w])\d{1,4}[a-z]?(?:\s?[-/]\s?\d{1,4}[a-z]?)?(?!\d)"
 _UNIT = (r"(?:(?:flat|apt|apartment|appartamento|unit|suite|ste|room|rm|floor|fl|studio|piso|puerta|piano|"
-         r"bldg|building|block|h\.?\s?no|house\s+no|no|#)\.?\s*#?\s*\d{1,5}[a-z]?|\d{1,3}(?:st|nd|rd|th)\s+floor)")
+         r"bldg|building|block|h\.?\s?no|house\s+no|no|#)\.?\s*#?\s*\d{1,5}[a-z]?(?!\s?\d[a-z]{2}\b)|\d{1,3}(?:st|nd|rd|th)\s+floor)")
 _STOP = (r"(?!(?:the|a|an|of|for|from|my|to|in|on|at|and|or|with|is|it|this|that|your|our|their|order|orders|"
          r"item|items|number|account|card|payment|refund|times|days|day|weeks|months|years|hours|usd|eur|gbp|"
          r"postcode|post|code|zip|please|pls|thanks|thx|instead|not|but|also|city|near|next|asap|if|when|because|"
          r"so|then|call|ring|deliver|send|ship|was|were|are|be|by|as)\b)")
-_WORD = _STOP + r"[^\W\d_][\w'’.-]*"
+_WORD = _STOP + r"[^\W\d_](?:[^\W\d_]|['’.-])*"  # no digits: "y9g2y1" is a postcode, not a street word
 _TYPE = r"(?:{})\.?(?![\w])"
+# What may follow an address written without a street type: a postcode ("145 ward ride 1316 mooremouth").
+_POSTCODE_AHEAD = r"\d{4,6}(?![\w.,])|[a-z]{1,2}\d[a-z\d]?\s?\d[a-z]{2}\b|[a-z]\d[a-z]\s?\d[a-z]\d\b"
 
 
 def _types(words: list[str]) -> str:
@@ -85,7 +90,7 @@ def _english(types: str) -> str:
 
 def _prefixed(prefixes: str, need_number: bool) -> str:
     words = rf"(?:\s+(?:{_WORD}|\d{{1,2}}(?:st|nd|rd|th)\b)){{1,5}}"
-    number_after = rf",?\s+(?:n[°o.º]?\s*)?{_NUM}(?:,?\s+{_UNIT})?"
+    number_after = rf",?\s+(?:n[°o.º]?\s*)?{_NUM_AFTER}(?:,?\s+{_UNIT})?"
     if need_number:
         return rf"(?:{_NUM},?\s+{prefixes}{words}|{prefixes}{words}{number_after})(?![\w])"
     return rf"(?:{_NUM},?\s+{prefixes}{words}|{prefixes}{words}(?:{number_after})?)(?![\w])"
@@ -112,9 +117,9 @@ class StreetAddressRecognizer(PatternRecognizer):
             ambiguous = _english(_types(STREET_TYPES + AMBIGUOUS_TYPES))
             patterns.append(Pattern("after address cue", rf"(?<={cue}[\w\s:,'-]{{0,30}}?){ambiguous}", 0.7))
             patterns.append(Pattern("number + words after address cue",
-                                    rf"(?<={cue}(?:[^\W\d]|[\s:,'-]){{0,30}}?\s)(?:{_UNIT},?\s+)?{_NUM},?"
+                                    rf"(?<={cue}(?:[^\W\d]|[\s:,'-]){{0,30}}?\s)(?:(?:{_UNIT},?\s+)?{_NUM_AFTER}|{_UNIT}),?"
                                     rf"(?:\s+{_WORD}){{1,4}}?(?:,?\s+{_UNIT})?(?=\s*(?:[,.;!?]|$|\s(?:and|please|pls|thanks|"
-                                    r"thx|asap|instead|from|in|for)\b))", 0.6))
+                                    rf"thx|asap|instead|from|in|for)\b|\s+(?:{_POSTCODE_AHEAD})))", 0.6))
         super().__init__(supported_entity=supported_entity, patterns=patterns, context=context,
                          supported_language=supported_language, name=type(self).__name__)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import regex
 
 from intent_pipeline.pii.recognizers.person_cue import is_title_case
+from intent_pipeline.pii.recognizers.postcode import POSTCODE_CUES
 from intent_pipeline.pii.resolve import PiiEntity
 from intent_pipeline.pii.words import CHAT_WORDS, is_frequent_or_typo, stop_words
 
@@ -38,7 +39,7 @@ TOWN_PREFIXES = frozenset(
 TOWN_PARTICLES = frozenset(
     "di de del della delle dei degli da do dos das du des la le les en in sur sous am an der im on upon y el i".split())
 NOT_TOWN = frozenset("""postcode post code postal zip zipcode plz pin eircode address addr apt flat unit suite
-please pls plz thanks thx instead asap not uk usa us""".split())
+please pls plz thanks thx instead asap not uk usa us""".split()) | {w for cue in POSTCODE_CUES for w in cue.split()}
 ABSORBED = frozenset({"PERSON", "LOCATION", "ID"})  # NER spans and default-rule ids a town or code may take over
 CODE = regex.compile(r"\d{4,6}(?![\w$€£%]|[.,]\d|\s?(?:usd|eur|gbp|dollars?|euros?|pounds?)\b)", regex.IGNORECASE)
 _WORD = regex.compile(r"[^\W\d_](?:[^\W\d_]|['’.-](?=[^\W\d_]))*")
@@ -46,31 +47,44 @@ _SEPARATOR = regex.compile(r"[\s,]*(?:[-–]\s*)?")
 _GAP = regex.compile(r"[ \t]+|[ \t]*[-–][ \t]*")
 
 
-def _town_word(word: str, first: bool, capitals_count: bool) -> bool:
+def _town_word(word: str, first: bool, capitals_count: bool, code_follows: bool) -> bool:
     low = word.lower()
+    if first and low in TOWN_PREFIXES:
+        return True
     if low in TOWN_PARTICLES:
         return not first
     if low in stop_words() or low in CHAT_WORDS or low in NOT_TOWN or len(low) < 2:
         return False
-    if first and low in TOWN_PREFIXES:
-        return True
-    if capitals_count and word[:1].isupper() and not word.isupper():
+    if code_follows or capitals_count and word[:1].isupper() and not word.isupper():
         return True
     return not is_frequent_or_typo(low, TOWN_MIN_RANK)
 
 
-def _read_town(text: str, cursor: int, limit: int, capitals_count: bool) -> tuple[int, int] | None:
-    """The town that starts after the separators at `cursor`: (start, end) or None."""
+def _read_town(text: str, cursor: int, limit: int, capitals_count: bool,
+               entities: list[PiiEntity] | None = None) -> tuple[int, int] | None:
+    """The town that starts after the separators at `cursor`: (start, end) or None. With `entities`,
+    a town followed by a postcode is read with any words but stop and chat words ("marina di ardea")."""
+    if entities is not None:
+        town = _read_town(text, cursor, limit, capitals_count)
+        lenient = _read_words(text, cursor, limit, capitals_count, code_follows=True)
+        if lenient and (not town or lenient[1] > town[1]) and _code_at(text, lenient[1], limit, entities):
+            return lenient
+        return town
+    return _read_words(text, cursor, limit, capitals_count, code_follows=False)
+
+
+def _read_words(text: str, cursor: int, limit: int, capitals_count: bool, code_follows: bool) -> tuple[int, int] | None:
     position = _SEPARATOR.match(text, cursor, limit).end()
     words: list[tuple[int, int, str]] = []
     while len(words) < TOWN_MAX_WORDS:
         word = _WORD.match(text, position, limit)
         if not word or (word.end() < limit and text[word.end()].isalnum()):
             break  # "rm7", "ls1": the start of a code, not a town
-        if not _town_word(word.group(0), not words, capitals_count):
+        if not _town_word(word.group(0), not words, capitals_count, code_follows):
             break
         words.append((word.start(), word.end(), word.group(0).lower()))
-        gap = _GAP.match(text, word.end(), limit)
+        abbreviation = word.group(0).lower() in TOWN_PREFIXES and text[word.end() : word.end() + 1] == "."
+        gap = _GAP.match(text, word.end() + abbreviation, limit)  # "st. donna"
         if not gap:
             break
         position = gap.end()
@@ -109,7 +123,7 @@ def _parts_after_street(text: str, street: PiiEntity, entities: list[PiiEntity])
     capitals_count = not is_title_case(text, street.start, street.end)
     parts: list[PiiEntity] = []
     cursor = street.end
-    town = _read_town(text, cursor, limit, capitals_count)
+    town = _read_town(text, cursor, limit, capitals_count, entities)
     code = _code_at(text, town[1] if town else cursor, limit, entities)
     if town and not code and not text[cursor:town[0]].strip().startswith(","):
         town = None  # "12 high st leeds" is read only with a postcode after it; "12 high st, leeds" is read

@@ -56,6 +56,7 @@ class PiiMasker:
         used = entries(mask_unknown_ids)
         self.analyzer, recognizers = build_analyzer(spacy_model, used)
         self.tiers = {r.name: e.tier for e, r in zip(used, recognizers)}
+        self.statistical = frozenset(r.name for e, r in zip(used, recognizers) if e.statistical)
         # Per recognizer: (entity types, digits its values need, cheap test or None); a recognizer with
         # neither (spaCy's) runs only when NER found something.
         self._gates = []
@@ -84,7 +85,7 @@ class PiiMasker:
         artifacts = artifacts_for(doc, self.analyzer.nlp_engine)
         results = self.analyzer.analyze(text, LANGUAGE, entities=wanted, score_threshold=self.score_threshold,
                                         nlp_artifacts=artifacts)
-        entities = complete_addresses(text, widen_names(text, resolve_overlaps(results, text, self.tiers)))
+        entities = complete_addresses(text, widen_names(text, resolve_overlaps(results, text, self.tiers, statistical=self.statistical)))
         return MaskResult(apply_placeholders(text, entities, PLACEHOLDERS), entities)
 
     def mask(self, text: str) -> MaskResult:

@@ -4,7 +4,7 @@ placeholders written (the town and postcode around an address: addresses.py).
 Overlaps: the lower registry tier wins (a cue-anchored "account number 12345678" beats the phone
 matcher reading the same digits; any pattern beats an NER span it overlaps: "bill INV-123" is a bill
 id, not a name); within a tier the longest span wins (an e-mail beats the domain inside it), then
-the surest. NER spans made only of plan and product words ("Premium", "Pro") are dropped.
+the surest; two overlapping street addresses are one. NER spans made only of plan and product words ("Premium", "Pro") are dropped.
 """
 
 from __future__ import annotations
@@ -16,6 +16,14 @@ import regex
 
 from intent_pipeline.pii.recognizers.person_cue import NOT_NAME_WORDS, extend_name, is_title_case
 from intent_pipeline.pii.registry import NER_ENTITIES
+from intent_pipeline.pii.words import (
+    CHAT_WORDS,
+    foreign_stop_words,
+    is_common,
+    is_frequent_or_typo,
+    is_gibberish,
+    stop_words,
+)
 
 # Words spaCy's small model tags as a name or place in capitalised support messages; none of them is
 # personal data, and masking them would erase the intent ("Premium account", "Cancel my order").
@@ -42,18 +50,70 @@ def is_ner_false_positive(value: str) -> bool:
     return all(w in NOT_PII_WORDS for w in words if w)
 
 
-def resolve_overlaps(results: Iterable, text: str, tiers: Mapping[str, int], default_tier: int = 1) -> list[PiiEntity]:
-    """Non-overlapping spans from Presidio `RecognizerResult`s (or `PiiEntity`s), in text order."""
-    def tier(r) -> int:
+# Two readings of one street address that overlap ("kobeltplatz 819" and "819, garmisch-partenkirchen")
+# are one address.
+MERGED = frozenset({"STREET_ADDRESS"})
+
+
+def _merge(chosen: list[PiiEntity], i: int, r) -> None:
+    c = chosen[i]
+    start, end = min(c.start, r.start), max(c.end, r.end)
+    if all(end <= o.start or start >= o.end for j, o in enumerate(chosen) if j != i):
+        chosen[i] = PiiEntity(c.entity_type, start, end, c.score)
+
+
+_SPAN_WORD = regex.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
+# A word this frequent in English is no name in a lower-case span that NER alone found ("git", "lol ok").
+NOISE_MAX_RANK = 1000
+
+
+def _noise_word(word: str) -> bool:
+    low = word.lower()
+    return (low in stop_words() or low in CHAT_WORDS or low in foreign_stop_words() or is_gibberish(word)
+            or is_frequent_or_typo(low, NOISE_MAX_RANK))
+
+
+def is_statistical_false_positive(text: str, start: int, end: int) -> bool:
+    """A name or place that spaCy's small model alone found in words that carry no capital ("lol ok",
+    "ciao come stai", "bnmbnmbnm vcx", "AAAAHHH"), and that is no name: its words are repeated, or
+    each is a stop, chat, gibberish or frequent word (one common word alone: "git"), or the message is
+    not English (two or more stop words of another language, more than English ones: "tu connais une
+    bonne recette"). Capitalised spans and spans after a cue (person_cue.py) are not judged here."""
+    words = _SPAN_WORD.findall(text[start:end])
+    if not words or any(w[:1].isupper() and not w.isupper() for w in words):
+        return False
+    lowered = [w.lower() for w in words]
+    if len(words) > 1 and len(set(lowered)) == 1:
+        return True  # "blah blah blah"
+    if all(_noise_word(w) for w in words) or len(words) == 1 and is_common(words[0]):
+        return True
+    message = [w.lower() for w in _SPAN_WORD.findall(text)]
+    foreign = sum(w in foreign_stop_words() for w in message)
+    return foreign >= 2 and foreign > sum(w in stop_words() for w in message)
+
+
+def resolve_overlaps(results: Iterable, text: str, tiers: Mapping[str, int], default_tier: int = 1,
+                     statistical: frozenset[str] = frozenset()) -> list[PiiEntity]:
+    """Non-overlapping spans from Presidio `RecognizerResult`s (or `PiiEntity`s), in text order;
+    `statistical` names the recognizers (spaCy's) whose lower-case finds are checked for noise."""
+    def name(r) -> str:
         meta = getattr(r, "recognition_metadata", None) or {}
-        return tiers.get(meta.get("recognizer_name", ""), default_tier)
+        return meta.get("recognizer_name", "")
+
+    def tier(r) -> int:
+        return tiers.get(name(r), default_tier)
 
     chosen: list[PiiEntity] = []
     for r in sorted(results, key=lambda r: (tier(r), -(r.end - r.start), -r.score, r.start)):
         if r.entity_type in NER_ENTITIES and is_ner_false_positive(text[r.start : r.end]):
             continue
-        if all(r.end <= c.start or r.start >= c.end for c in chosen):
+        if name(r) in statistical and is_statistical_false_positive(text, r.start, r.end):
+            continue
+        overlapping = [i for i, c in enumerate(chosen) if r.start < c.end and c.start < r.end]
+        if not overlapping:
             chosen.append(PiiEntity(r.entity_type, r.start, r.end, round(float(r.score), 3)))
+        elif len(overlapping) == 1 and chosen[overlapping[0]].entity_type == r.entity_type in MERGED:
+            _merge(chosen, overlapping[0], r)
     return sorted(chosen, key=lambda e: e.start)
 
 

@@ -17,7 +17,8 @@ _DATA = Path(__file__).resolve().parent / "data"
 CHAT_WORDS = frozenset(
     """im ive id ill dont cant wont didnt doesnt isnt wasnt arent havent hasnt couldnt wouldnt shouldnt
     thats whats theres u ur ya yeah yep nope ok okay pls plz thx thanks ty asap btw fyi idk imo lol omg
-    hi hii hiya hey hello heya sup morning evening afternoon
+    hi hii hiya hey hello heya sup morning evening afternoon mornin evenin bye goodbye cya ciao hola bonjour salut
+    hallo namaste merci gracias danke grazie
     paypal ebay amazon iphone ipad android app apps wifi online offline login logout signup email emails
     emailed gmail hotmail outlook yahoo website webpage checkout cart refund refunds refunded cancelled
     cancelling canceled canceling shipped delivered subscription subscriptions unsubscribe username
@@ -59,6 +60,33 @@ def stop_words() -> frozenset[str]:
     from spacy.lang.en.stop_words import STOP_WORDS
 
     return frozenset(STOP_WORDS) | frozenset("im ive id ill u ur ya dont cant wont pls plz".split())
+
+
+FOREIGN_LANGUAGES = ("fr", "de", "es", "it", "pt", "nl", "pl", "sv", "tr")
+
+
+@functools.lru_cache(maxsize=1)
+def foreign_stop_words() -> frozenset[str]:
+    """spaCy's stop words of the other languages support chat arrives in (FOREIGN_LANGUAGES), less
+    English ones: evidence that a lower-case message is not English ("tu connais une ...")."""
+    import importlib
+
+    words: set[str] = set()
+    for language in FOREIGN_LANGUAGES:
+        words |= importlib.import_module(f"spacy.lang.{language}.stop_words").STOP_WORDS
+    return frozenset(words - stop_words())
+
+
+_VOWELS = frozenset("aeiouyàáâãäåæèéêëìíîïòóôõöøùúûüýÿąęóœ")
+
+
+def is_gibberish(word: str) -> bool:
+    """No vowel ("bnmbnmbnm", "vcx"), or one letter three times in a row ("aaaahhh", "yyyy")."""
+    low = word.lower()
+    letters = [c for c in low if c.isalpha()]
+    if not letters:
+        return False
+    return not any(c in _VOWELS for c in letters) or any(low[i] == low[i + 1] == low[i + 2] for i in range(len(low) - 2))
 
 
 @functools.lru_cache(maxsize=1)

@@ -37,9 +37,12 @@ TYPO_MIN_LENGTH = 6
 def phrase_regex(phrase: str, typos: bool = True) -> str:
     """A cue phrase as a regex: its words in order, separated by spaces, '-', '_', '.' or nothing; a
     word of TYPO_MIN_LENGTH or more letters also matches with one typo ("securty", "usernme"), one of
-    8 or more with two (a swap: "securiyt")."""
-    words = [f"(?:{regex.escape(w)}){{e<={1 if len(w) < 8 else 2}}}" if typos and len(w) >= TYPO_MIN_LENGTH and w.isalpha()
-             else regex.escape(w) for w in phrase.split()]
+    8 or more with two (a swap: "securiyt"); in a phrase of three or more words, whose other words
+    anchor it, a word of 4 or more letters takes one typo too ("date of bith")."""
+    parts = phrase.split()
+    shortest = TYPO_MIN_LENGTH if len(parts) < 3 else 4
+    words = [f"(?:{regex.escape(w)}){{e<={1 if len(w) < 8 else 2}}}" if typos and len(w) >= shortest and w.isalpha()
+             else regex.escape(w) for w in parts]
     return r"[\s_.\-]*".join(words)
 
 

@@ -39,7 +39,7 @@ opas parade parkway pkwy parkways pike pines pnes plain pln plains plns plaza pl
 ranch rnch rapid rpd rapids rpds ridge rdg ridges rdgs river riv road rd roads rds route rte shoal shl
 shoals shls shore shr shores shrs skyway skwy spring spg springs spgs spurs square sq squares sqs stravenue
 stra stream strm street st streets sts summit smt terrace ter tce throughway trwy trafficway trfy trail trl
-trailer trlr tunnel tunl turnpike tpke underpass upas valley vly valleys vlys viaduct via villa vlg village
+trailer trlr tunnel tunl turnpike tpke underpass upas centers ctrs rue passage valley vly valleys vlys viaduct via villa vlg village
 villages vlgs ville vl vista vis walk walks wall way wy ways well wells nagar marg chowk ganj zila
 esplanade promenade quay wharf grange rise vale alleyway amble approach artery boardwalk brow circuit
 concourse copse deviation downs driveway easement entrance fairway firetrail frontage glade highroad interchange
@@ -58,7 +58,7 @@ pasadizo rambla acceso carretera glorieta travesía travesia canale cuesta bajad
     f"{street} {particle}" for street in ("avenue", "boulevard", "place", "route", "cours", "square")
     for particle in ("de", "du", "des", "de la", "d'")]
 ENGLISH_PREFIX_TYPES = "avenue boulevard bd via route place plaza".split()
-GERMAN_SUFFIXES = r"(?:straße|strasse|str\.|str\b|gasse|weg|platz|allee|damm|ufer|chaussee|steig|pfad|(?-i:ring))"
+GERMAN_SUFFIXES = r"(?:straße|strasse|str\.|str\b|gasse|weg|platz|allee|damm|ufer|chaussee|steig|pfad|(?-i:ring)|-ring)"
 ADDRESS_CUES = ["address", "addr", "ship to", "shipping to", "deliver to", "delivered to", "send to", "sent to",
                 "live at", "living at", "moved to", "move to", "located at", "lives at", "post it to", "mail to",
                 "ship it to", "send it to", "deliver it to", "mail it to", "should go to", "go to", "goes to",
@@ -96,6 +96,10 @@ def _prefixed(prefixes: str, need_number: bool) -> str:
     return rf"(?:{_NUM},?\s+{prefixes}{words}|{prefixes}{words}(?:{number_after})?)(?![\w])"
 
 
+# A street name that a house number follows ("via roma 15", "hauptstraße 5").
+_NAMED_STREET = (rf"(?:\b{_types(PREFIX_TYPES + ENGLISH_PREFIX_TYPES)}(?:\s+{_WORD}){{1,5}}|[^\W\d_][\w-]*{GERMAN_SUFFIXES}),?\s+")
+
+
 class StreetAddressRecognizer(PatternRecognizer):
     """Street addresses (see the module docstring); patterns and cues are overridable."""
 
@@ -116,10 +120,15 @@ class StreetAddressRecognizer(PatternRecognizer):
             cue = cue_regex(context)
             ambiguous = _english(_types(STREET_TYPES + AMBIGUOUS_TYPES))
             patterns.append(Pattern("after address cue", rf"(?<={cue}[\w\s:,'-]{{0,30}}?){ambiguous}", 0.7))
+            lead = rf"(?<={cue}(?:[^\W\d]|[\s:,'-]){{0,30}}?\s)(?:(?:{_UNIT},?\s+)?{_NUM_AFTER}|{_UNIT}),?"
             patterns.append(Pattern("number + words after address cue",
-                                    rf"(?<={cue}(?:[^\W\d]|[\s:,'-]){{0,30}}?\s)(?:(?:{_UNIT},?\s+)?{_NUM_AFTER}|{_UNIT}),?"
-                                    rf"(?:\s+{_WORD}){{1,4}}?(?:,?\s+{_UNIT})?(?=\s*(?:[,.;!?]|$|\s(?:and|please|pls|thanks|"
-                                    rf"thx|asap|instead|from|in|for)\b|\s+(?:{_POSTCODE_AHEAD})))", 0.6))
+                                    rf"(?<!{_NAMED_STREET}){lead}(?:\s+{_WORD}){{1,4}}?(?:,?\s+{_UNIT})?(?=\s*(?:[,.;!?]|$|\s(?:and|please|pls|"
+                                    r"thanks|thx|asap|instead|from|in|for)\b))", 0.6))
+            # Before a postcode, only words that hold no street type and follow no named street: in "12 high
+            # st leeds 12345" and "calle mayor 10 madrid 28013" the words before the code are the town.
+            patterns.append(Pattern("number + words before a postcode", rf"(?<!{_NAMED_STREET}){lead}"
+                                    rf"(?:\s+(?!{_types(STREET_TYPES)}){_WORD}){{1,4}}?(?:,?\s+{_UNIT})?"
+                                    rf"(?=\s+(?:{_POSTCODE_AHEAD}))", 0.6))
         super().__init__(supported_entity=supported_entity, patterns=patterns, context=context,
                          supported_language=supported_language, name=type(self).__name__)
 

@@ -61,6 +61,7 @@ class Registered:
 RECOGNIZERS: tuple[Registered, ...] = (
     Registered(_spacy, {"PERSON": "[PERSON]", "LOCATION": "[LOCATION]"}, NER, statistical=True),
     Registered(_ours("person_cue", "PersonCueRecognizer"), {"PERSON": "[PERSON]"}, NER),
+    Registered(_ours("town_cue", "TownCueRecognizer"), {"LOCATION": "[LOCATION]"}, NER),
     Registered(_ours("street_address", "StreetAddressRecognizer"), {"STREET_ADDRESS": "[ADDRESS]"}, CUE),
     Registered(_ours("postcode", "PostcodeRecognizer"), {"POSTCODE": "[POSTCODE]"}, CUE, min_digits=1),
     Registered(_ours("email_address", "OfflineEmailRecognizer"), {"EMAIL_ADDRESS": "[EMAIL]"}, SHAPE),

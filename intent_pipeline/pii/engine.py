@@ -27,7 +27,7 @@ from intent_pipeline.pii.analyzer import LANGUAGE, artifacts_for, build_analyzer
 from intent_pipeline.pii.registry import NER_ENTITIES, NER_LABELS, PLACEHOLDERS, entries
 from intent_pipeline.pii.addresses import complete_addresses
 from intent_pipeline.pii.resolve import PiiEntity, apply_placeholders, resolve_overlaps, widen_names
-from intent_pipeline.pii.words import is_common
+from intent_pipeline.pii.words import foreign_stop_words, is_common
 from intent_pipeline.text import clean_text
 
 # Presidio's pattern scores: phone matches start at 0.4, spaCy entities 0.85, validated cards and
@@ -57,6 +57,7 @@ class PiiMasker:
         self.analyzer, recognizers = build_analyzer(spacy_model, used)
         self.tiers = {r.name: e.tier for e, r in zip(used, recognizers)}
         self.statistical = frozenset(r.name for e, r in zip(used, recognizers) if e.statistical)
+        foreign_stop_words()  # loaded before any worker is forked
         # Per recognizer: (entity types, digits its values need, cheap test or None); a recognizer with
         # neither (spaCy's) runs only when NER found something.
         self._gates = []

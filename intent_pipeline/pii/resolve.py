@@ -73,10 +73,10 @@ def _noise_word(word: str) -> bool:
             or is_frequent_or_typo(low, NOISE_MAX_RANK))
 
 
-def is_statistical_false_positive(text: str, start: int, end: int) -> bool:
+def is_statistical_false_positive(text: str, start: int, end: int, entity_type: str = "PERSON") -> bool:
     """A name or place that spaCy's small model alone found in words that carry no capital ("lol ok",
     "ciao come stai", "bnmbnmbnm vcx", "AAAAHHH"), and that is no name: its words are repeated, or
-    each is a stop, chat, gibberish or frequent word (one common word alone: "git"), or the message is
+    each is a stop, chat, gibberish or frequent word (for a name, one common word alone: "git"), or the message is
     not English (two or more stop words of another language, more than English ones: "tu connais une
     bonne recette"). Capitalised spans and spans after a cue (person_cue.py) are not judged here."""
     words = _SPAN_WORD.findall(text[start:end])
@@ -85,8 +85,8 @@ def is_statistical_false_positive(text: str, start: int, end: int) -> bool:
     lowered = [w.lower() for w in words]
     if len(words) > 1 and len(set(lowered)) == 1:
         return True  # "blah blah blah"
-    if all(_noise_word(w) for w in words) or len(words) == 1 and is_common(words[0]):
-        return True
+    if all(_noise_word(w) for w in words) or entity_type == "PERSON" and len(words) == 1 and is_common(words[0]):
+        return True  # a lone dictionary word is no name ("git"), but can be a place ("barcelona")
     message = [w.lower() for w in _SPAN_WORD.findall(text)]
     foreign = sum(w in foreign_stop_words() for w in message)
     return foreign >= 2 and foreign > sum(w in stop_words() for w in message)
@@ -107,7 +107,7 @@ def resolve_overlaps(results: Iterable, text: str, tiers: Mapping[str, int], def
     for r in sorted(results, key=lambda r: (tier(r), -(r.end - r.start), -r.score, r.start)):
         if r.entity_type in NER_ENTITIES and is_ner_false_positive(text[r.start : r.end]):
             continue
-        if name(r) in statistical and is_statistical_false_positive(text, r.start, r.end):
+        if name(r) in statistical and is_statistical_false_positive(text, r.start, r.end, r.entity_type):
             continue
         overlapping = [i for i, c in enumerate(chosen) if r.start < c.end and c.start < r.end]
         if not overlapping:

@@ -69,11 +69,16 @@ FOREIGN_LANGUAGES = ("fr", "de", "es", "it", "pt", "nl", "pl", "sv", "tr")
 def foreign_stop_words() -> frozenset[str]:
     """spaCy's stop words of the other languages support chat arrives in (FOREIGN_LANGUAGES), less
     English ones: evidence that a lower-case message is not English ("tu connais une ...")."""
-    import importlib
+    import importlib.util
 
+    # The stop-word files alone: importing spacy.lang.fr compiles its tokenizer exceptions (seconds).
+    base = Path(importlib.util.find_spec("spacy.lang").submodule_search_locations[0])
     words: set[str] = set()
     for language in FOREIGN_LANGUAGES:
-        words |= importlib.import_module(f"spacy.lang.{language}.stop_words").STOP_WORDS
+        spec = importlib.util.spec_from_file_location(f"_stop_words_{language}", base / language / "stop_words.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        words |= module.STOP_WORDS
     return frozenset(words - stop_words())
 
 

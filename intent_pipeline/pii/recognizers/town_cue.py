@@ -61,7 +61,15 @@ class TownCueRecognizer(EntityRecognizer):
         pass
 
     def could_match(self, text: str) -> bool:
-        return bool(self._cue.search(text))
+        """Whether a cue is followed by a town: "ship to", "near" are common in support chat, so the
+        search itself is the test (remembered for the analyze() call that follows)."""
+        if not self._cue.search(text):
+            return False
+        self._last = (text, self._towns(text))
+        return bool(self._last[1])
+
+    def _towns(self, text: str) -> list[tuple[int, int]]:
+        return [town for cue in self._cue.finditer(text) if (town := self._town_at(text, cue.end()))]
 
     def _town_at(self, text: str, position: int) -> tuple[int, int] | None:
         words: list[tuple[int, int, str]] = []
@@ -87,9 +95,6 @@ class TownCueRecognizer(EntityRecognizer):
         return words[0][0], words[-1][1]
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
-        results = []
-        for cue in self._cue.finditer(text):
-            town = self._town_at(text, cue.end())
-            if town:
-                results.append(RecognizerResult(self.supported_entities[0], town[0], town[1], self.SCORE))
-        return results
+        cached = getattr(self, "_last", None)
+        towns = cached[1] if cached and cached[0] == text else self._towns(text)
+        return [RecognizerResult(self.supported_entities[0], s, e, self.SCORE) for s, e in towns]

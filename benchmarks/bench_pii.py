@@ -154,7 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     seed_results = results[len(examples):]
     over = [r.text for r in seed_results if r.entities]
     print(f"messages with a surviving PII character: {survival:.1%}")
-    print(f"over-masking: {len(over)}/{len(seed_texts)} PII-free seed messages changed ({len(over) / max(1, len(seed_texts)):.2%})")
+    share = len(over) / max(1, len(seed_texts))
+    print(f"over-masking: {len(over)}/{len(seed_texts)} PII-free seed messages changed ({share:.2%})")
     for text in over[:10]:
         print(f"  over-masked: {text}")
     if args.off_topic and str(args.off_topic):

@@ -26,7 +26,7 @@ import regex
 from intent_pipeline.pii.recognizers.person_cue import is_title_case
 from intent_pipeline.pii.recognizers.postcode import POSTCODE_CUES
 from intent_pipeline.pii.resolve import PiiEntity
-from intent_pipeline.pii.words import CHAT_WORDS, is_frequent_or_typo, stop_words
+from intent_pipeline.pii.words import CHAT_WORDS, TOWN_PARTICLES, is_frequent_or_typo, stop_words
 
 TOWN_MAX_WORDS = 4
 # Words more frequent than this are no town unless capitalised ("please", "instead", "house").
@@ -35,9 +35,6 @@ TOWN_MIN_RANK = 1000
 TOWN_PREFIXES = frozenset(
     """north south east west new old upper lower great little port fort mount saint st ste san santa santo sao
     são la le les el los las lake glen castle bad sankt""".split())
-# Lower-case words inside a town name ("santeramo in colle", "stratford upon avon", "castiglione della valle").
-TOWN_PARTICLES = frozenset(
-    "di de del della delle dei degli da do dos das du des la le les en in sur sous am an der im on upon y el i".split())
 NOT_TOWN = frozenset("""postcode post code postal zip zipcode plz pin eircode address addr apt flat unit suite
 please pls plz thanks thx instead asap not uk usa us""".split()) | {w for cue in POSTCODE_CUES for w in cue.split()}
 ABSORBED = frozenset({"PERSON", "LOCATION", "ID"})  # NER spans and default-rule ids a town or code may take over

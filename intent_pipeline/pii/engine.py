@@ -2,7 +2,8 @@
 
 `PiiMasker` runs spaCy's NER once per message (in batches, `nlp.pipe`), asks each registered recognizer whether it could match at all (a digit, a cue
 word, an '@'), and runs Presidio's analyzer with just those; most chat messages need none. Findings
-are resolved into non-overlapping spans (resolve.py) and replaced by the registry's placeholders.
+are resolved into non-overlapping spans (resolve.py), each street address is completed with its town
+and postcode (addresses.py), and the spans are replaced by the registry's placeholders.
 
 `mask_batch` masks identical texts once, can fork worker processes, and masks every other
 occurrence of a name or place found anywhere in the batch (spaCy finds "Jones" in one sentence and
@@ -86,7 +87,8 @@ class PiiMasker:
         artifacts = artifacts_for(doc, self.analyzer.nlp_engine)
         results = self.analyzer.analyze(text, LANGUAGE, entities=wanted, score_threshold=self.score_threshold,
                                         nlp_artifacts=artifacts)
-        entities = complete_addresses(text, widen_names(text, resolve_overlaps(results, text, self.tiers, statistical=self.statistical)))
+        found = resolve_overlaps(results, text, self.tiers, statistical=self.statistical)
+        entities = complete_addresses(text, widen_names(text, found))
         return MaskResult(apply_placeholders(text, entities, PLACEHOLDERS), entities)
 
     def mask(self, text: str) -> MaskResult:

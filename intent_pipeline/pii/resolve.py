@@ -4,7 +4,8 @@ placeholders written (the town and postcode around an address: addresses.py).
 Overlaps: the lower registry tier wins (a cue-anchored "account number 12345678" beats the phone
 matcher reading the same digits; any pattern beats an NER span it overlaps: "bill INV-123" is a bill
 id, not a name); within a tier the longest span wins (an e-mail beats the domain inside it), then
-the surest; two overlapping street addresses are one. NER spans made only of plan and product words ("Premium", "Pro") are dropped.
+the surest; two overlapping street addresses are one. NER spans made only of plan and product words
+("Premium", "Pro") are dropped, and so are spaCy's lower-case guesses made of noise ("lol ok").
 """
 
 from __future__ import annotations

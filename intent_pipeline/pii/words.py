@@ -43,6 +43,10 @@ NOT_NAME_AFTER_NAME = frozenset(
     just only still already yet not no yes hi hello hey dear sir madam team""".split()
 )
 
+# Lower-case words inside a town name ("santeramo in colle", "stratford upon avon", "castiglione della valle").
+TOWN_PARTICLES = frozenset(
+    "di de del della delle dei degli da do dos das du des la le les en in sur sous am an der im on upon y el i".split())
+
 # Name particles: part of a surname, never a name on their own ("van der berg", "de la cruz").
 NAME_PARTICLES = frozenset("van von der den de del della di da dos das du la le el al bin ibn ter ten".split())
 
@@ -91,7 +95,8 @@ def is_gibberish(word: str) -> bool:
     letters = [c for c in low if c.isalpha()]
     if not letters:
         return False
-    return not any(c in _VOWELS for c in letters) or any(low[i] == low[i + 1] == low[i + 2] for i in range(len(low) - 2))
+    tripled = any(low[i] == low[i + 1] == low[i + 2] for i in range(len(low) - 2))
+    return tripled or not any(c in _VOWELS for c in letters)
 
 
 @functools.lru_cache(maxsize=1)

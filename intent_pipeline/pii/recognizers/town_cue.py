@@ -17,10 +17,16 @@ import regex
 from presidio_analyzer import EntityRecognizer, RecognizerResult
 
 from intent_pipeline.pii.recognizers.base import cue_regex
-from intent_pipeline.pii.words import CHAT_WORDS, frequency_rank, is_common, is_frequent_or_typo, stop_words
+from intent_pipeline.pii.words import (
+    CHAT_WORDS,
+    TOWN_PARTICLES,
+    frequency_rank,
+    is_common,
+    is_frequent_or_typo,
+    stop_words,
+)
 
 MAX_TOWN_WORDS = 3
-PARTICLES = frozenset("upon on de la le les del della di da sur am an der en".split())
 _WORD = regex.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
 _GAP = regex.compile(r"[ \t]+")
 _END = regex.compile(r"\s*(?:$|[,.;:!?)]|\s(?=\w))")
@@ -45,7 +51,8 @@ class TownCueRecognizer(EntityRecognizer):
         "live in", "living in", "lives in", "based in", "located in", "stay in", "staying in", "i'm in", "im in",
         "i am in", "im from", "i'm from", "i am from", "come from", "comes from", "originally from", "moved from",
         "moved to", "moving to", "relocating to", "move to", "travelling to", "traveling to",
-        "flying to", "near", "close to", "deliver to", "delivered to", "deliver it to", "ship to", "ship it to", "shipped to",
+        "flying to", "near", "close to", "deliver to", "delivered to", "deliver it to", "ship to", "ship it to",
+        "shipped to",
         "send it to", "sent to", "post it to", "town is", "city is", "town of", "city of", "village of"]
     SCORE: ClassVar[float] = 0.9  # a place cue says more than NER's guess of a name on the same words
 
@@ -78,14 +85,14 @@ class TownCueRecognizer(EntityRecognizer):
             if not word:
                 break
             low = word.group(0).lower()
-            if not (words and low in PARTICLES) and not _town_word(word.group(0)):
+            if not (words and low in TOWN_PARTICLES) and not _town_word(word.group(0)):
                 break
             words.append((word.start(), word.end(), low))
             gap = _GAP.match(text, word.end())
             if not gap:
                 break
             position = gap.end()
-        while words and words[-1][2] in PARTICLES:
+        while words and words[-1][2] in TOWN_PARTICLES:
             words.pop()
         if not words or not _END.match(text, words[-1][1]):
             return None

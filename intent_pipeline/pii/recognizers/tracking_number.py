@@ -44,8 +44,8 @@ class TrackingNumberRecognizer(CuedPatternRecognizer):
         self._any_cue = regex.compile(cue_regex(self.cues), regex.IGNORECASE)
         self._carrier_number = regex.compile(CARRIER_NUMBER)
         phone = self.PHONE_CONTEXT if phone_context is None else phone_context
-        self._after_phone_cue = regex.compile(cue_regex(phone, typos=False) + r"[\s:,.]*(?:(?:me|on|at|is|my|number|no)\s+)*$",
-                                              regex.IGNORECASE)
+        self._after_phone_cue = regex.compile(
+            cue_regex(phone, typos=False) + r"[\s:,.]*(?:(?:me|on|at|is|my|number|no)\s+)*$", regex.IGNORECASE)
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
         results = super().analyze(text, entities, nlp_artifacts)

@@ -10,6 +10,7 @@ the surest; two overlapping street addresses are one. NER spans made only of pla
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -68,6 +69,7 @@ _SPAN_WORD = regex.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
 NOISE_MAX_RANK = 1000
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _noise_word(word: str) -> bool:
     low = word.lower()
     return (low in stop_words() or low in CHAT_WORDS or low in foreign_stop_words() or is_gibberish(word)

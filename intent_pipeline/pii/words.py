@@ -126,6 +126,7 @@ def is_common(word: str) -> bool:
                for prefix in _PREFIXES)
 
 
+@functools.lru_cache(maxsize=1 << 16)  # the same chat words come back in every message
 def is_frequent_or_typo(word: str, max_rank: int) -> bool:
     """One of the `max_rank` most frequent words (or an inflection of one), a chat word, or one of them
     with a typo ("pleae", "istead"): for a word that may be a rare name or town, but not a word a

@@ -10,7 +10,10 @@ Printed:
   placeholder), typed recall (masked with the placeholder of its own type), and the precision of the
   masker's own spans of that type (share that overlap a labelled value);
 - the share of generated messages in which any PII character survives;
-- over-masking: the share of PII-free seed messages in which anything was replaced;
+- over-masking: the share of PII-free seed messages in which anything was replaced, and the rows of
+  the hand-written off-topic set (data/eval/off_topic.csv: small talk, non-English, slang, gibberish)
+  in which anything was replaced, by placeholder (place names there are real places: [LOCATION] is
+  counted apart from the other placeholders);
 - throughput: msgs/s of the batch masker on the whole corpus against the seed-style baseline
   (`bench_ingest.seed_style_baseline`: one analyze + anonymize call per message) on a sample.
 
@@ -40,6 +43,7 @@ from intent_pipeline.text import clean_text  # noqa: E402
 
 # Labelled type -> the masker's entity types that count as the right placeholder for it.
 SAME_TYPE = {"PERSON": {"PERSON"}, "LOCATION": {"LOCATION"}, "NATIONAL_ID": {"NATIONAL_ID", "US_SSN"}}
+OFF_TOPIC = Path(__file__).resolve().parent.parent / "data" / "eval" / "off_topic.csv"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -50,7 +54,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=13, help="corpus seed")
     parser.add_argument("--raw", type=Path, default=settings.raw_data_file, help="seed CSV (RAW_DATA_FILE)")
     parser.add_argument("--baseline-sample", type=int, default=150, help="messages for the baseline (0 = skip)")
-    parser.add_argument("--show-misses", type=int, default=0, help="print up to N missed values per type")
+    parser.add_argument("--show-misses", type=int, default=0,
+                        help="print up to N missed and N wrongly typed values per type")
+    parser.add_argument("--off-topic", type=Path, default=OFF_TOPIC, help="off-topic CSV for over-masking ('' = skip)")
     return parser.parse_args(argv)
 
 
@@ -73,6 +79,7 @@ def evaluate(examples: list[Example], results: list, show_misses: int) -> tuple[
     stats: dict[str, Counter] = defaultdict(Counter)
     survived = 0
     misses: dict[str, list[str]] = defaultdict(list)
+    mistyped: dict[str, list[str]] = defaultdict(list)
     for example, result in zip(examples, results):
         masked = [(e.start, e.end) for e in result.entities]
         any_survives = False
@@ -81,7 +88,10 @@ def evaluate(examples: list[Example], results: list, show_misses: int) -> tuple[
             if _covered(start, end, example.text, masked):
                 stats[kind]["masked"] += 1
                 own = [(e.start, e.end) for e in result.entities if e.entity_type in SAME_TYPE.get(kind, {kind})]
-                stats[kind]["typed"] += _covered(start, end, example.text, own)
+                typed = _covered(start, end, example.text, own)
+                stats[kind]["typed"] += typed
+                if not typed and len(mistyped[kind]) < show_misses:
+                    mistyped[kind].append(f"{example.text[start:end]!r} in {result.text!r}")
             else:
                 any_survives = True
                 if len(misses[kind]) < show_misses:
@@ -92,6 +102,8 @@ def evaluate(examples: list[Example], results: list, show_misses: int) -> tuple[
             stats[e.entity_type]["correct"] += any(e.start < end and start < e.end for start, end, _ in example.spans)
     for kind, lines in misses.items():
         print(f"missed {kind}:", *lines, sep="\n  ")
+    for kind, lines in mistyped.items():
+        print(f"masked as another type, {kind}:", *lines, sep="\n  ")
     return stats, survived / max(1, len(examples))
 
 
@@ -107,6 +119,22 @@ def print_table(stats: dict[str, Counter]) -> list[str]:
         if s["values"] and recall < 0.98:
             below.append(kind)
     return below
+
+
+def off_topic_over_masking(masker, path: Path) -> None:
+    """Rows of the off-topic set in which anything was replaced, by placeholder ([LOCATION] apart)."""
+    import pandas as pd
+
+    texts = [clean_text(t) for t in pd.read_csv(path)["text"].astype(str)]
+    results = masker.mask_batch(texts, n_process=1)
+    changed = [(t, r) for t, r in zip(texts, results) if r.entities]
+    not_places = [(t, r) for t, r in changed if set(r.counts) - {"LOCATION"}]
+    by_type = Counter(kind for _, r in changed for kind in set(r.counts))
+    print(f"off-topic over-masking ({path.name}): {len(changed)}/{len(texts)} rows changed, "
+          f"{len(not_places)} with a placeholder other than [LOCATION]; rows by type: "
+          + (", ".join(f"{k} {n}" for k, n in by_type.most_common()) or "none"))
+    for text, result in not_places[:20]:
+        print(f"  off-topic masked: {text!r} -> {result.text!r}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -126,9 +154,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     seed_results = results[len(examples):]
     over = [r.text for r in seed_results if r.entities]
     print(f"messages with a surviving PII character: {survival:.1%}")
-    print(f"over-masking: {len(over)}/{len(seed_texts)} PII-free seed messages changed ({len(over) / max(1, len(seed_texts)):.2%})")
+    share = len(over) / max(1, len(seed_texts))
+    print(f"over-masking: {len(over)}/{len(seed_texts)} PII-free seed messages changed ({share:.2%})")
     for text in over[:10]:
         print(f"  over-masked: {text}")
+    if args.off_topic and str(args.off_topic):
+        off_topic_over_masking(masker, args.off_topic)
     print(f"masker: {rate:.0f} msgs/s on this corpus (1 process)")
     if args.baseline_sample:
         sample = random.Random(args.seed).sample(texts, min(args.baseline_sample, len(texts)))

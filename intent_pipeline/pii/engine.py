@@ -2,7 +2,8 @@
 
 `PiiMasker` runs spaCy's NER once per message (in batches, `nlp.pipe`), asks each registered recognizer whether it could match at all (a digit, a cue
 word, an '@'), and runs Presidio's analyzer with just those; most chat messages need none. Findings
-are resolved into non-overlapping spans (resolve.py) and replaced by the registry's placeholders.
+are resolved into non-overlapping spans (resolve.py), each street address is completed with its town
+and postcode (addresses.py), and the spans are replaced by the registry's placeholders.
 
 `mask_batch` masks identical texts once, can fork worker processes, and masks every other
 occurrence of a name or place found anywhere in the batch (spaCy finds "Jones" in one sentence and
@@ -25,8 +26,9 @@ from tqdm import tqdm
 
 from intent_pipeline.pii.analyzer import LANGUAGE, artifacts_for, build_analyzer
 from intent_pipeline.pii.registry import NER_ENTITIES, NER_LABELS, PLACEHOLDERS, entries
-from intent_pipeline.pii.resolve import PiiEntity, apply_placeholders, complete_addresses, resolve_overlaps, widen_names
-from intent_pipeline.pii.words import is_common
+from intent_pipeline.pii.addresses import complete_addresses
+from intent_pipeline.pii.resolve import PiiEntity, apply_placeholders, resolve_overlaps, widen_names
+from intent_pipeline.pii.words import foreign_stop_words, is_common
 from intent_pipeline.text import clean_text
 
 # Presidio's pattern scores: phone matches start at 0.4, spaCy entities 0.85, validated cards and
@@ -55,6 +57,8 @@ class PiiMasker:
         used = entries(mask_unknown_ids)
         self.analyzer, recognizers = build_analyzer(spacy_model, used)
         self.tiers = {r.name: e.tier for e, r in zip(used, recognizers)}
+        self.statistical = frozenset(r.name for e, r in zip(used, recognizers) if e.statistical)
+        foreign_stop_words()  # loaded before any worker is forked
         # Per recognizer: (entity types, digits its values need, cheap test or None); a recognizer with
         # neither (spaCy's) runs only when NER found something.
         self._gates = []
@@ -83,7 +87,8 @@ class PiiMasker:
         artifacts = artifacts_for(doc, self.analyzer.nlp_engine)
         results = self.analyzer.analyze(text, LANGUAGE, entities=wanted, score_threshold=self.score_threshold,
                                         nlp_artifacts=artifacts)
-        entities = complete_addresses(text, widen_names(text, resolve_overlaps(results, text, self.tiers)))
+        found = resolve_overlaps(results, text, self.tiers, statistical=self.statistical)
+        entities = complete_addresses(text, widen_names(text, found))
         return MaskResult(apply_placeholders(text, entities, PLACEHOLDERS), entities)
 
     def mask(self, text: str) -> MaskResult:

@@ -55,11 +55,13 @@ class Registered:
     min_digits: int | None = None  # values have at least this many digits (None: the recognizer's MIN_DIGITS)
     could_match: Callable[[str], bool] | None = None  # None: the recognizer's own could_match(), if any
     default_rule: bool = False  # the [ID] rule, switched by MASK_UNKNOWN_IDS
+    statistical: bool = False  # a model's guesses (spaCy NER): lower-case finds are checked for noise
 
 
 RECOGNIZERS: tuple[Registered, ...] = (
-    Registered(_spacy, {"PERSON": "[PERSON]", "LOCATION": "[LOCATION]"}, NER),
+    Registered(_spacy, {"PERSON": "[PERSON]", "LOCATION": "[LOCATION]"}, NER, statistical=True),
     Registered(_ours("person_cue", "PersonCueRecognizer"), {"PERSON": "[PERSON]"}, NER),
+    Registered(_ours("town_cue", "TownCueRecognizer"), {"LOCATION": "[LOCATION]"}, NER),
     Registered(_ours("street_address", "StreetAddressRecognizer"), {"STREET_ADDRESS": "[ADDRESS]"}, CUE),
     Registered(_ours("postcode", "PostcodeRecognizer"), {"POSTCODE": "[POSTCODE]"}, CUE, min_digits=1),
     Registered(_ours("email_address", "OfflineEmailRecognizer"), {"EMAIL_ADDRESS": "[EMAIL]"}, SHAPE),

@@ -17,7 +17,8 @@ _DATA = Path(__file__).resolve().parent / "data"
 CHAT_WORDS = frozenset(
     """im ive id ill dont cant wont didnt doesnt isnt wasnt arent havent hasnt couldnt wouldnt shouldnt
     thats whats theres u ur ya yeah yep nope ok okay pls plz thx thanks ty asap btw fyi idk imo lol omg
-    hi hii hiya hey hello heya sup morning evening afternoon
+    hi hii hiya hey hello heya sup morning evening afternoon mornin evenin bye goodbye cya ciao hola bonjour salut
+    hallo namaste merci gracias danke grazie
     paypal ebay amazon iphone ipad android app apps wifi online offline login logout signup email emails
     emailed gmail hotmail outlook yahoo website webpage checkout cart refund refunds refunded cancelled
     cancelling canceled canceling shipped delivered subscription subscriptions unsubscribe username
@@ -42,6 +43,10 @@ NOT_NAME_AFTER_NAME = frozenset(
     just only still already yet not no yes hi hello hey dear sir madam team""".split()
 )
 
+# Lower-case words inside a town name ("santeramo in colle", "stratford upon avon", "castiglione della valle").
+TOWN_PARTICLES = frozenset(
+    "di de del della delle dei degli da do dos das du des la le les en in sur sous am an der im on upon y el i".split())
+
 # Name particles: part of a surname, never a name on their own ("van der berg", "de la cruz").
 NAME_PARTICLES = frozenset("van von der den de del della di da dos das du la le el al bin ibn ter ten".split())
 
@@ -59,6 +64,39 @@ def stop_words() -> frozenset[str]:
     from spacy.lang.en.stop_words import STOP_WORDS
 
     return frozenset(STOP_WORDS) | frozenset("im ive id ill u ur ya dont cant wont pls plz".split())
+
+
+FOREIGN_LANGUAGES = ("fr", "de", "es", "it", "pt", "nl", "pl", "sv", "tr")
+
+
+@functools.lru_cache(maxsize=1)
+def foreign_stop_words() -> frozenset[str]:
+    """spaCy's stop words of the other languages support chat arrives in (FOREIGN_LANGUAGES), less
+    English ones: evidence that a lower-case message is not English ("tu connais une ...")."""
+    import importlib.util
+
+    # The stop-word files alone: importing spacy.lang.fr compiles its tokenizer exceptions (seconds).
+    base = Path(importlib.util.find_spec("spacy.lang").submodule_search_locations[0])
+    words: set[str] = set()
+    for language in FOREIGN_LANGUAGES:
+        spec = importlib.util.spec_from_file_location(f"_stop_words_{language}", base / language / "stop_words.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        words |= module.STOP_WORDS
+    return frozenset(words - stop_words())
+
+
+_VOWELS = frozenset("aeiouyàáâãäåæèéêëìíîïòóôõöøùúûüýÿąęóœ")
+
+
+def is_gibberish(word: str) -> bool:
+    """No vowel ("bnmbnmbnm", "vcx"), or one letter three times in a row ("aaaahhh", "yyyy")."""
+    low = word.lower()
+    letters = [c for c in low if c.isalpha()]
+    if not letters:
+        return False
+    tripled = any(low[i] == low[i + 1] == low[i + 2] for i in range(len(low) - 2))
+    return tripled or not any(c in _VOWELS for c in letters)
 
 
 @functools.lru_cache(maxsize=1)
@@ -88,16 +126,29 @@ def is_common(word: str) -> bool:
                for prefix in _PREFIXES)
 
 
-def is_common_or_typo(word: str) -> bool:
-    """`is_common`, or a common word with two letters swapped or one letter dropped or added
-    ("plaese", "postcde"): for places where a name is not expected, such as the town of an address."""
-    word = word.lower()
-    if is_common(word):
+@functools.lru_cache(maxsize=1 << 16)  # the same chat words come back in every message
+def is_frequent_or_typo(word: str, max_rank: int) -> bool:
+    """One of the `max_rank` most frequent words (or an inflection of one), a chat word, or one of them
+    with a typo ("pleae", "istead"): for a word that may be a rare name or town, but not a word a
+    sentence is made of."""
+    word = word.lower().strip("'’")
+    frequent = _frequent(max_rank)
+    if word in frequent or word in CHAT_WORDS:
         return True
+    if any(word.endswith(suffix) and len(word) - len(suffix) >= 3 and word[: -len(suffix)] + replacement in frequent
+           for suffix, replacement in _SUFFIXES):
+        return True
+    if len(word) < 5:
+        return False  # short words are one letter away from too many others ("elis", "bath")
     swaps = (word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(len(word) - 1))
     drops = (word[:i] + word[i + 1 :] for i in range(len(word)))
     adds = (word[:i] + c + word[i:] for i in range(len(word) + 1) for c in "abcdefghijklmnopqrstuvwxyz")
-    return any(w in common_words() for w in (*swaps, *drops, *adds))
+    return any(w in frequent for w in (*swaps, *drops, *adds))
+
+
+@functools.lru_cache(maxsize=4)
+def _frequent(max_rank: int) -> frozenset[str]:
+    return frozenset(w for w, rank in _ranks().items() if rank < max_rank)
 
 
 def is_compound_of_common(word: str, min_part: int = 4) -> bool:

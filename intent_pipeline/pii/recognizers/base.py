@@ -6,6 +6,7 @@ declares, Presidio style:
 
 - `PATTERNS`: value regexes, each matched only right after a cue (a look-behind is built for it);
 - `CONTEXT`: the cue phrases ("sort code", "dob"; spaces also match "-", "_" or nothing);
+- `NOT_CUES`: words that look like a cue with a typo but are another one ("postcode" is no "passcode");
 - `UNCUED_PATTERNS`: value shapes specific enough to count anywhere (UPS "1Z...");
 - `FILLER`: what may stand between cue and value ("is", ":", "no.", "number", "my", ...);
 - `MIN_DIGITS`: every value has at least this many digits, so a text with fewer is skipped before any
@@ -36,16 +37,22 @@ TYPO_MIN_LENGTH = 6
 def phrase_regex(phrase: str, typos: bool = True) -> str:
     """A cue phrase as a regex: its words in order, separated by spaces, '-', '_', '.' or nothing; a
     word of TYPO_MIN_LENGTH or more letters also matches with one typo ("securty", "usernme"), one of
-    8 or more with two (a swap: "securiyt")."""
-    words = [f"(?:{regex.escape(w)}){{e<={1 if len(w) < 8 else 2}}}" if typos and len(w) >= TYPO_MIN_LENGTH and w.isalpha()
-             else regex.escape(w) for w in phrase.split()]
+    8 or more with two (a swap: "securiyt"); in a phrase of three or more words, whose other words
+    anchor it, a word of 4 or more letters takes one typo too ("date of bith")."""
+    parts = phrase.split()
+    shortest = TYPO_MIN_LENGTH if len(parts) < 3 else 4
+    words = [f"(?:{regex.escape(w)}){{e<={1 if len(w) < 8 else 2}}}" if typos and len(w) >= shortest and w.isalpha()
+             else regex.escape(w) for w in parts]
     return r"[\s_.\-]*".join(words)
 
 
-def cue_regex(context: list[str], typos: bool = True) -> str:
-    """Any of the cue phrases, as whole words (longest first, so "date of birth" beats "date")."""
+def cue_regex(context: list[str], typos: bool = True, not_cues: list[str] | None = None) -> str:
+    """Any of the cue phrases, as whole words (longest first, so "date of birth" beats "date"); never one
+    of `not_cues` (words a typo-tolerant cue would take for itself: "postcode" for "passcode")."""
     alternatives = "|".join(phrase_regex(c, typos) for c in sorted(set(context), key=len, reverse=True))
-    return rf"(?<![^\W\d_])(?:{alternatives})(?![^\W\d_])"
+    excluded = "|".join(phrase_regex(c, typos=False) for c in sorted(set(not_cues or []), key=len, reverse=True))
+    guard = rf"(?!(?:{excluded})(?![^\W\d_]))" if excluded else ""
+    return rf"(?<![^\W\d_]){guard}(?:{alternatives})(?![^\W\d_])"
 
 
 class CuedPatternRecognizer(PatternRecognizer):
@@ -55,6 +62,7 @@ class CuedPatternRecognizer(PatternRecognizer):
     PATTERNS: ClassVar[list[Pattern]] = []
     UNCUED_PATTERNS: ClassVar[list[Pattern]] = []
     CONTEXT: ClassVar[list[str]] = []
+    NOT_CUES: ClassVar[list[str]] = []
     FILLER: ClassVar[str] = DEFAULT_FILLER
     MIN_DIGITS: ClassVar[int] = 1
 
@@ -64,19 +72,22 @@ class CuedPatternRecognizer(PatternRecognizer):
         context: list[str] | None = None,
         uncued_patterns: list[Pattern] | None = None,
         filler: str | None = None,
+        not_cues: list[str] | None = None,
         supported_entity: str | None = None,
         supported_language: str = "en",
         name: str | None = None,
     ) -> None:
         self.cues = list(self.CONTEXT if context is None else context)
+        self.not_cues = list(self.NOT_CUES if not_cues is None else not_cues)
         self.filler = self.FILLER if filler is None else filler
         value_patterns = self.PATTERNS if patterns is None else patterns
         uncued = self.UNCUED_PATTERNS if uncued_patterns is None else uncued_patterns
-        lead = rf"(?<={cue_regex(self.cues)}{self.filler})" if self.cues else ""
+        cue = cue_regex(self.cues, not_cues=self.not_cues)
+        lead = rf"(?<={cue}{self.filler})" if self.cues else ""
         built = [Pattern(p.name, f"{lead}(?:{p.regex})", p.score) for p in value_patterns if self.cues]
         built += [Pattern(p.name, p.regex, p.score) for p in uncued]
         # A cheap test run before Presidio: no cue and no uncued shape means nothing can match.
-        gate = [cue_regex(self.cues)] if self.cues and value_patterns else []
+        gate = [cue] if self.cues and value_patterns else []
         gate += [p.regex for p in uncued]
         self._gate = regex.compile("|".join(f"(?:{g})" for g in gate), regex.IGNORECASE) if gate else None
         super().__init__(

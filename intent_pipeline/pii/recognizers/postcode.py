@@ -25,6 +25,10 @@ nc nd oh ok or pa ri sc sd tn tx ut vt va wa wv wi wy alabama alaska arizona ark
 connecticut delaware florida georgia hawaii idaho illinois indiana iowa kansas kentucky louisiana maine
 maryland massachusetts michigan minnesota mississippi missouri montana nebraska nevada ohio oklahoma oregon
 pennsylvania tennessee texas utah vermont virginia washington wisconsin wyoming""".split()
+# Postcode cues and their common misspellings: other recognizers' typo-tolerant cues must not take them
+# ("postcode" is two typos from "passcode" and "sortcode").
+POSTCODE_CUES = ["postcode", "post code", "post-code", "postal code", "zipcode", "zip code", "poscode", "postcde",
+                 "postocde", "psotcode", "eircode"]
 CODE = r"\d{4,6}(?![\d,.]?\d)(?!\s?(?:usd|eur|gbp|dollars?|euros?|pounds?|%|st|nd|rd|th)\b)"
 
 

@@ -9,6 +9,7 @@ from typing import ClassVar
 from presidio_analyzer import Pattern
 
 from intent_pipeline.pii.recognizers.base import CuedPatternRecognizer
+from intent_pipeline.pii.recognizers.postcode import POSTCODE_CUES
 
 
 class SecurityCodeRecognizer(CuedPatternRecognizer):
@@ -19,6 +20,8 @@ class SecurityCodeRecognizer(CuedPatternRecognizer):
                                     "auth code", "authentication code", "2fa code", "2fa", "passcode",
                                     "access code", "sms code", "login code", "security number", "three digits",
                                     "3 digits", "digits on the back"]
+    # "postcode" is "passcode" with two typos; the code after it is a postcode.
+    NOT_CUES: ClassVar[list[str]] = POSTCODE_CUES
     PATTERNS: ClassVar[list[Pattern]] = [
         Pattern("code after cue", r"(?<![\w])\d{3,4}(?![\w])|(?<![\w])\d{3}[\s\-]?\d{3}(?![\w])|(?<![\w])\d{2}[\s\-]\d{2}[\s\-]\d{2}(?![\w])"
                 r"|(?<![\w])\d{5,8}(?![\w])",

@@ -8,8 +8,9 @@ continental forms, with flat/apartment/unit parts.
 
 A street type alone proves little ("500 reward points", "3 usb ports"), so types that are also
 ordinary nouns in a support chat are accepted only when an address cue is present ("my address",
-"ship to", "deliver to", "live at", "moved to"). After such a cue, a house number followed by one to
-four words is an address whatever its street type.
+"ship to", "deliver to", "live at", "moved to"). After such a cue, a house number (up to four digits;
+five digits and a word are a postcode and a town) or a flat / house-number part followed by one to
+four words is an address whatever its street type, when a stop, a closing word or a postcode follows.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ opas parade parkway pkwy parkways pike pines pnes plain pln plains plns plaza pl
 ranch rnch rapid rpd rapids rpds ridge rdg ridges rdgs river riv road rd roads rds route rte shoal shl
 shoals shls shore shr shores shrs skyway skwy spring spg springs spgs spurs square sq squares sqs stravenue
 stra stream strm street st streets sts summit smt terrace ter tce throughway trwy trafficway trfy trail trl
-trailer trlr tunnel tunl turnpike tpke underpass upas valley vly valleys vlys viaduct via villa vlg village
+trailer trlr tunnel tunl turnpike tpke underpass upas centers ctrs rue passage valley vly valleys vlys viaduct via villa vlg village
 villages vlgs ville vl vista vis walk walks wall way wy ways well wells nagar marg chowk ganj zila
 esplanade promenade quay wharf grange rise vale alleyway amble approach artery boardwalk brow circuit
 concourse copse deviation downs driveway easement entrance fairway firetrail frontage glade highroad interchange
@@ -53,25 +54,29 @@ strip""".split()
 PREFIX_TYPES = """rue chemin allée allee impasse quai calle avenida avda paseo carrer camino ronda pasaje
 alameda viale piazza piazzale vicolo corso largo strada contrada borgo rua travessa praça praca rodovia
 estrada rotonda incrocio stretto vico vial cañada urbanización urbanizacion callejón callejon
-pasadizo rambla acceso carretera glorieta travesía travesia canale c/ c. avda. av.""".split() + [
+pasadizo rambla acceso carretera glorieta travesía travesia canale cuesta bajada barranco subida c/ c. avda. av.""".split() + [
     f"{street} {particle}" for street in ("avenue", "boulevard", "place", "route", "cours", "square")
     for particle in ("de", "du", "des", "de la", "d'")]
 ENGLISH_PREFIX_TYPES = "avenue boulevard bd via route place plaza".split()
-GERMAN_SUFFIXES = r"(?:straße|strasse|str\.|str\b|gasse|weg|platz|allee|damm|ufer|chaussee|steig|pfad|(?-i:ring))"
+GERMAN_SUFFIXES = r"(?:straße|strasse|str\.|str\b|gasse|weg|platz|allee|damm|ufer|chaussee|steig|pfad|(?-i:ring)|-ring)"
 ADDRESS_CUES = ["address", "addr", "ship to", "shipping to", "deliver to", "delivered to", "send to", "sent to",
                 "live at", "living at", "moved to", "move to", "located at", "lives at", "post it to", "mail to",
                 "ship it to", "send it to", "deliver it to", "mail it to", "should go to", "go to", "goes to",
                 "billing address", "shipping address", "delivery address", "home address", "new address"]
 
 _NUM = r"(?<![\w])\d{1,5}[a-z]?(?:\s?[-/]\s?\d{1,4}[a-z]?)?"
+# A house number after the street name has at most 4 digits: "rue joseph maillet 57907" ends in a postcode.
+_NUM_AFTER = r"(?<![\w])\d{1,4}[a-z]?(?:\s?[-/]\s?\d{1,4}[a-z]?)?(?!\d)"
 _UNIT = (r"(?:(?:flat|apt|apartment|appartamento|unit|suite|ste|room|rm|floor|fl|studio|piso|puerta|piano|"
-         r"bldg|building|block|h\.?\s?no|house\s+no|no|#)\.?\s*#?\s*\d{1,5}[a-z]?|\d{1,3}(?:st|nd|rd|th)\s+floor)")
+         r"bldg|building|block|h\.?\s?no|house\s+no|no|#)\.?\s*#?\s*\d{1,5}[a-z]?(?!\s?\d[a-z]{2}\b)|\d{1,3}(?:st|nd|rd|th)\s+floor)")
 _STOP = (r"(?!(?:the|a|an|of|for|from|my|to|in|on|at|and|or|with|is|it|this|that|your|our|their|order|orders|"
          r"item|items|number|account|card|payment|refund|times|days|day|weeks|months|years|hours|usd|eur|gbp|"
          r"postcode|post|code|zip|please|pls|thanks|thx|instead|not|but|also|city|near|next|asap|if|when|because|"
          r"so|then|call|ring|deliver|send|ship|was|were|are|be|by|as)\b)")
-_WORD = _STOP + r"[^\W\d_][\w'’.-]*"
+_WORD = _STOP + r"[^\W\d_](?:[^\W\d_]|['’.-])*"  # no digits: "y9g2y1" is a postcode, not a street word
 _TYPE = r"(?:{})\.?(?![\w])"
+# What may follow an address written without a street type: a postcode ("145 ward ride 1316 mooremouth").
+_POSTCODE_AHEAD = r"\d{4,6}(?![\w.,])|[a-z]{1,2}\d[a-z\d]?\s?\d[a-z]{2}\b|[a-z]\d[a-z]\s?\d[a-z]\d\b"
 
 
 def _types(words: list[str]) -> str:
@@ -85,10 +90,14 @@ def _english(types: str) -> str:
 
 def _prefixed(prefixes: str, need_number: bool) -> str:
     words = rf"(?:\s+(?:{_WORD}|\d{{1,2}}(?:st|nd|rd|th)\b)){{1,5}}"
-    number_after = rf",?\s+(?:n[°o.º]?\s*)?{_NUM}(?:,?\s+{_UNIT})?"
+    number_after = rf",?\s+(?:n[°o.º]?\s*)?{_NUM_AFTER}(?:,?\s+{_UNIT})?"
     if need_number:
         return rf"(?:{_NUM},?\s+{prefixes}{words}|{prefixes}{words}{number_after})(?![\w])"
     return rf"(?:{_NUM},?\s+{prefixes}{words}|{prefixes}{words}(?:{number_after})?)(?![\w])"
+
+
+# A street name that a house number follows ("via roma 15", "hauptstraße 5").
+_NAMED_STREET = (rf"(?:\b{_types(PREFIX_TYPES + ENGLISH_PREFIX_TYPES)}(?:\s+{_WORD}){{1,5}}|[^\W\d_][\w-]*{GERMAN_SUFFIXES}),?\s+")
 
 
 class StreetAddressRecognizer(PatternRecognizer):
@@ -111,10 +120,15 @@ class StreetAddressRecognizer(PatternRecognizer):
             cue = cue_regex(context)
             ambiguous = _english(_types(STREET_TYPES + AMBIGUOUS_TYPES))
             patterns.append(Pattern("after address cue", rf"(?<={cue}[\w\s:,'-]{{0,30}}?){ambiguous}", 0.7))
+            lead = rf"(?<={cue}(?:[^\W\d]|[\s:,'-]){{0,30}}?\s)(?:(?:{_UNIT},?\s+)?{_NUM_AFTER}|{_UNIT}),?"
             patterns.append(Pattern("number + words after address cue",
-                                    rf"(?<={cue}(?:[^\W\d]|[\s:,'-]){{0,30}}?\s)(?:{_UNIT},?\s+)?{_NUM},?"
-                                    rf"(?:\s+{_WORD}){{1,4}}?(?:,?\s+{_UNIT})?(?=\s*(?:[,.;!?]|$|\s(?:and|please|pls|thanks|"
-                                    r"thx|asap|instead|from|in|for)\b))", 0.6))
+                                    rf"(?<!{_NAMED_STREET}){lead}(?:\s+{_WORD}){{1,4}}?(?:,?\s+{_UNIT})?(?=\s*(?:[,.;!?]|$|\s(?:and|please|pls|"
+                                    r"thanks|thx|asap|instead|from|in|for)\b))", 0.6))
+            # Before a postcode, only words that hold no street type and follow no named street: in "12 high
+            # st leeds 12345" and "calle mayor 10 madrid 28013" the words before the code are the town.
+            patterns.append(Pattern("number + words before a postcode", rf"(?<!{_NAMED_STREET}){lead}"
+                                    rf"(?:\s+(?!{_types(STREET_TYPES)}){_WORD}){{1,4}}?(?:,?\s+{_UNIT})?"
+                                    rf"(?=\s+(?:{_POSTCODE_AHEAD}))", 0.6))
         super().__init__(supported_entity=supported_entity, patterns=patterns, context=context,
                          supported_language=supported_language, name=type(self).__name__)
 

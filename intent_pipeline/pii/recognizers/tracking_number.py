@@ -19,7 +19,7 @@ from intent_pipeline.pii.recognizers.base import CuedPatternRecognizer, cue_rege
 UPS = r"(?<![\w])1Z\s?[0-9A-Z]{3}\s?[0-9A-Z]{3}\s?[0-9A-Z]{2}\s?[0-9A-Z]{4}\s?[0-9A-Z]{4}(?![\w])"
 S10 = r"(?<![\w])(?-i:[A-Z]{2})\s?\d{3}\s?\d{3}\s?\d{3}\s?(?-i:[A-Z]{2})(?![\w])"
 TRACKING = r"(?<![\w])(?=[A-Z]*\d)(?=(?:[A-Z\s\-]*\d){6})[A-Z0-9](?:[A-Z0-9]|[\s\-](?=[A-Z0-9]*\d)){7,34}(?![\w])"
-CARRIER_NUMBER = r"(?<![\w])\d(?:[\s\-]?\d){11,33}(?![\w])"
+CARRIER_NUMBER = r"(?<![\w+])\d(?:[\s\-]?\d){11,33}(?![\w])"  # "+44..." is a phone number
 
 
 class TrackingNumberRecognizer(CuedPatternRecognizer):
@@ -34,15 +34,24 @@ class TrackingNumberRecognizer(CuedPatternRecognizer):
     FILLER = (r"(?:[\s:#=.,\-]|\b(?:is|was|are|its|it's|no|nr|num|number|id|code|my|the|of|for|with|via|on|"
               r"ref|reference)\b){0,10}?")
 
-    def __init__(self, **kwargs) -> None:
+    # A long number right after these is a phone number ("call me on 01512 3417763"), even in a
+    # message about a parcel.
+    PHONE_CONTEXT: ClassVar[list[str]] = ["call", "phone", "mobile", "cell", "tel", "telephone", "text", "whatsapp",
+                                          "ring", "fax", "reach me", "call me", "callback", "call back"]
+
+    def __init__(self, phone_context: list[str] | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self._any_cue = regex.compile(cue_regex(self.cues), regex.IGNORECASE)
         self._carrier_number = regex.compile(CARRIER_NUMBER)
+        phone = self.PHONE_CONTEXT if phone_context is None else phone_context
+        self._after_phone_cue = regex.compile(
+            cue_regex(phone, typos=False) + r"[\s:,.]*(?:(?:me|on|at|is|my|number|no)\s+)*$", regex.IGNORECASE)
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts=None) -> list[RecognizerResult]:
         results = super().analyze(text, entities, nlp_artifacts)
         # Long digit runs count anywhere in a message that mentions tracking or a carrier.
         if self._any_cue.search(text):
             results += [RecognizerResult(self.supported_entities[0], m.start(), m.end(), 0.7)
-                        for m in self._carrier_number.finditer(text)]
+                        for m in self._carrier_number.finditer(text)
+                        if not self._after_phone_cue.search(text[max(0, m.start() - 40) : m.start()])]
         return results

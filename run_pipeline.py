@@ -70,7 +70,8 @@ STAGE_SETTINGS = {
                 "artifacts_dir", "feedback_overrides_curated", "gold_share"),
     "finetune": ("base_model", "epochs", "batch_size", "learning_rate", "weight_decay", "warmup_ratio",
                  "early_stopping_patience", "max_length", "class_weights", "freeze_embeddings", "seed", "model_dir"),
-    "evaluate": ("model_dir", "artifacts_dir", "fallback_min_coverage"),
+    "evaluate": ("model_dir", "artifacts_dir", "fallback_min_coverage", "oos_max_accuracy_drop", "offtopic_eval_file",
+                 "offtopic_labels", "spacy_model", "max_text_chars"),
     "release": ("registry_dir", "hf_repo_id", "release_onnx", "fallback_label"),
 }
 # Settings that change no stage's output (serving, logging, parallelism; the token only decides
@@ -82,7 +83,7 @@ SETTINGS_WITHOUT_OUTPUT = (
     "inference_threads", "dashboard_address", "dashboard_password_hash", "dashboard_reviewers",
     # experiment tracking records runs, it does not change them; the rest is read by retrain.py and the servers
     "mlflow_tracking", "mlflow_tracking_uri", "mlflow_experiment", "mlflow_log_model", "retrain_min_corrections",
-    "promotion_tolerance", "guarded_metrics", "offtopic_eval_file", "offtopic_labels", "reload_interval_s",
+    "promotion_tolerance", "guarded_metrics", "reload_interval_s",
 )
 
 

@@ -144,7 +144,7 @@ def out_of_scope(classifier: IntentClassifier, scored: dict[str, Scored], rule: 
     detector, val_report = oe.fit_and_calibrate(
         scored["train"].outputs(labels), scored["val"].outputs(labels), labels, rule, oos_labels,
         settings.oos_max_accuracy_drop, classifier.version)
-    report = {"method": ood.METHOD, "pooling": ood.POOLING, "threshold": detector.threshold,
+    report = {"method": ood.METHOD, "pooling": ood.POOLING, "threshold": ood.threshold_json(detector.threshold),
               "max_accuracy_drop": settings.oos_max_accuracy_drop, "oos_labels": oos_labels,
               "fit_rows": detector.info["fit_rows"], "rule": "out of scope when the score is over the threshold or "
               "the top intent is one of oos_labels; threshold: the lowest keeping in-scope validation accuracy within "
@@ -236,7 +236,8 @@ def print_summary(metrics: dict, out_dir: Path) -> None:
     oos = metrics["oos"]
     accuracy = oos["test"]["in_scope_accuracy"]
     lines.append(
-        f"  out-of-scope detector ({oos['method']}, threshold {oos['threshold']:.1f}, calibrated on val): in-scope "
+        f"  out-of-scope detector ({oos['method']}, threshold {ood.threshold_text(oos['threshold'])}, calibrated on "
+        f"val): in-scope "
         f"test accuracy {accuracy['with_oos']:.4f} (softmax rule only: {accuracy['softmax_only']:.4f})"
         + (f"; off-topic recall {oos['off_topic']['recall']['with_oos']:.3f} (softmax rule only: "
            f"{oos['off_topic']['recall']['softmax_only']:.3f}, n={oos['off_topic']['n']})" if "off_topic" in oos else "")

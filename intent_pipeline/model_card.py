@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from config import Settings
+from intent_pipeline import ood
 
 # The offline default base model is a pip-packaged copy of this Hub model.
 BUNDLED_BASE_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -83,7 +84,7 @@ def _oos_section(metrics: dict, fallback_label: str) -> str:
 `ood_detector.npz` holds a {oos['method']} detector on the encoder's {oos['pooling']}-pooled last hidden
 state (class means and a shrunk shared covariance of the training split). A message is answered
 `{fallback_label}` with reason "out_of_scope" when its distance to the nearest intent is over
-{oos['threshold']:.1f}, or when the top intent is a known off-topic label ({known}). The threshold was
+{ood.threshold_text(oos['threshold'])}, or when the top intent is a known off-topic label ({known}). The threshold was
 calibrated on the validation split: the lowest one keeping in-scope accuracy within
 {oos['max_accuracy_drop'] * 100:.1f} points of the confidence rule alone. {measured}In-scope test accuracy
 (a fallback counts as wrong): {accuracy['with_oos']:.4f} with the detector, {accuracy['softmax_only']:.4f}

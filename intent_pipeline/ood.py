@@ -87,7 +87,7 @@ class OodDetector:
         """Write the detector as a compressed .npz (only the lower triangle of the factor: half the bytes)."""
         rows, cols = np.tril_indices(self.chol.shape[0])
         meta = {"format_version": FORMAT_VERSION, "method": METHOD, "pooling": POOLING,
-                "threshold": self.threshold, "oos_labels": list(self.oos_labels), **self.info}
+                "threshold": threshold_json(self.threshold), "oos_labels": list(self.oos_labels), **self.info}
         with atomic_path(path) as tmp, open(tmp, "wb") as handle:
             np.savez_compressed(handle, means=self.means.astype(np.float32),
                                 chol_tril=self.chol[rows, cols].astype(np.float32),
@@ -111,7 +111,8 @@ class OodDetector:
         chol = np.zeros((dim, dim), dtype=np.float32)
         chol[np.tril_indices(dim)] = tril
         info = {k: v for k, v in meta.items() if k not in ("threshold", "oos_labels")}
-        return cls(means, chol, float(meta["threshold"]), tuple(meta.get("oos_labels", ())), info)
+        threshold = math.inf if meta.get("threshold") is None else float(meta["threshold"])
+        return cls(means, chol, threshold, tuple(meta.get("oos_labels", ())), info)
 
 
 def load_for_model(path: Path, model_version: str) -> OodDetector | None:
@@ -200,10 +201,20 @@ def calibrate_threshold(scores: np.ndarray, base_correct: np.ndarray, max_drop: 
     if n == 0:
         return math.inf
     kept = np.sort(np.asarray(scores)[np.asarray(base_correct, dtype=bool)])
-    need = math.ceil(round((base_correct.mean() - max_drop) * n, 9))
-    if need <= 0:
-        return float(kept[0]) if len(kept) else math.inf
-    return float(kept[need - 1]) if need <= len(kept) else math.inf
+    if len(kept) == 0:  # a model that answers nothing right: nothing to calibrate against, flag nothing
+        return math.inf
+    need = max(1, math.ceil(round((base_correct.mean() - max_drop) * n, 9)))
+    return float(kept[need - 1])
+
+
+def threshold_json(threshold: float) -> float | None:
+    """The threshold as JSON can hold it: None stands for +inf (the detector flags nothing)."""
+    return float(threshold) if math.isfinite(threshold) else None
+
+
+def threshold_text(threshold: float | None) -> str:
+    """A threshold from metrics.json for people: '123.4', or what None means."""
+    return "none (the score flags nothing)" if threshold is None else f"{threshold:.1f}"
 
 
 def auroc(in_scope: np.ndarray, out_of_scope: np.ndarray) -> float | None:

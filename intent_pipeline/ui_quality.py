@@ -12,6 +12,7 @@ import streamlit as st
 
 from intent_pipeline import artifacts
 from intent_pipeline import dashboard as dash
+from intent_pipeline import ood
 from intent_pipeline.errors import PipelineError
 
 
@@ -58,8 +59,8 @@ def oos_view(metrics: dict) -> None:
                 "existed. Re-run `python export_bert_metrics.py` (and re-release).")
         return
     oos = metrics["oos"]
-    st.caption(f"{oos['method']} distance on the encoder's features, threshold {oos['threshold']:.1f} calibrated on "
-               f"validation (in-scope accuracy within {oos['max_accuracy_drop'] * 100:.1f} points); known off-topic "
+    st.caption(f"{oos['method']} distance on the encoder's features, threshold {ood.threshold_text(oos['threshold'])} "
+               f"calibrated on validation (in-scope accuracy within {oos['max_accuracy_drop'] * 100:.1f} points); known off-topic "
                f"labels: {', '.join(oos['oos_labels']) or 'none'}. The off-topic set is never used for tuning.")
     st.dataframe(table, hide_index=True, column_config={
         name: st.column_config.NumberColumn(format="%.3f") for name in ("with detector", "softmax rule only")})

@@ -76,7 +76,7 @@ def fallback_explanation(prediction: Prediction, rule: FallbackRule) -> str | No
     reason = reason_under(prediction, rule)
     if reason == OUT_OF_SCOPE:
         return (f"The message looks **out of scope**: unlike anything this model was trained to route, so the answer "
-                f"is the fallback '{rule.label}'. The closest intent was '{prediction.top_intent}'.")
+                f"is the fallback '{rule.label}'. The model's best guess was '{prediction.top_intent}'.")
     if reason == UNSURE:
         return (f"The model is **unsure**: confidence is below the threshold ({rule.threshold:.2f}) or too close to "
                 f"the runner-up, so the answer is the fallback '{rule.label}'. The model's best guess was "

@@ -239,3 +239,21 @@ def test_an_old_database_gets_the_column_from_stage_2(tmp_path: Path) -> None:
     db.connect(url)  # what `python load_to_mysql.py --schema-only` does
     rows = db.read_predictions(db.open_existing(url))
     assert rows["fallback_reason"].tolist() == [""]
+
+
+def test_the_app_says_why_and_the_slider_cannot_override_out_of_scope() -> None:
+    from intent_pipeline import dashboard as dash
+    from intent_pipeline.predict import Prediction
+
+    top_k = [("refund", 0.9), ("check_order", 0.05)]
+    off = Prediction("will it rain", "unknown", "refund", 0.9, True, top_k, OUT_OF_SCOPE, 912.0, True)
+    loose = FallbackRule(0.0, 0.0, "unknown")
+    assert dash.apply_rule(off, loose) == ("unknown", True)
+    assert "out of scope" in dash.fallback_explanation(off, loose) and "best guess was 'refund'" in \
+        dash.fallback_explanation(off, loose)
+    plain = Prediction("refund pls", "refund", "refund", 0.9, False, top_k, None, 3.0, False)
+    assert dash.apply_rule(plain, loose) == ("refund", False) and dash.fallback_explanation(plain, loose) is None
+    strict = FallbackRule(0.95, 0.0, "unknown")
+    assert dash.reason_under(plain, strict) == UNSURE and "unsure" in dash.fallback_explanation(plain, strict)
+    table = dash.batch_frame(pd.DataFrame({"text": ["a", "b"]}), ["a", "b"], [off, plain], strict)
+    assert table["fallback_reason"].tolist() == [OUT_OF_SCOPE, UNSURE]

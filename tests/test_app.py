@@ -308,3 +308,23 @@ def test_unreachable_database_still_answers(app_env: Path, monkeypatch: pytest.M
     assert "s3cret" not in captions and "127.0.0.1" not in captions and "mysql: nowhere" in captions
     assert metric(at, "Intent") in TINY_LABELS
     assert all(b.key != "feedback_correct" for b in at.button)  # no feedback without a database
+
+
+def test_model_quality_shows_out_of_scope_detection(app_env: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "artifacts"
+    write_quality_artifacts(folder)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics["oos"] = {"method": "mahalanobis", "pooling": "mean", "threshold": 812.5, "max_accuracy_drop": 0.008,
+                      "oos_labels": ["other"],
+                      "test": {"n_in_scope": 8, "n_known_off_topic": 2,
+                               "in_scope_accuracy": {"model_only": 0.9, "softmax_only": 0.875, "with_oos": 0.875},
+                               "known_off_topic_recall": {"softmax_only": 0.5, "with_oos": 1.0}},
+                      "off_topic": {"file": "off_topic.csv", "n": 20,
+                                    "recall": {"softmax_only": 0.6, "with_oos": 0.95}}}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    at = show_view(start_app(), "Model quality")
+    [table] = [d.value for d in at.dataframe if "with detector" in d.value.columns]
+    assert table["with detector"].tolist() == [0.95, 0.875, 1.0]
+    assert table["softmax rule only"].tolist() == [0.6, 0.875, 0.5]
+    assert any("812.5" in c.value and "other" in c.value for c in at.caption)
+    assert not at.exception

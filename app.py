@@ -190,16 +190,16 @@ def predict_view(ctx: AppContext) -> None:
 def show_prediction(ctx: AppContext, last: dict) -> None:
     answer: Answer = last["answer"]
     pred = answer.prediction
-    intent, is_fallback = dash.apply_rule(pred, ctx.rule)
+    intent, _ = dash.apply_rule(pred, ctx.rule)
     if answer.truncated:
         st.warning(f"Your message has {answer.chars:,} characters; only the first "
                    f"{ctx.settings.max_text_chars:,} were classified.")
     left, right = st.columns(2)
     left.metric("Intent", intent)
     right.metric("Confidence", f"{pred.confidence:.1%}")
-    if is_fallback:
-        st.warning(f"Confidence is below the threshold ({ctx.rule.threshold:.2f}) or too close to the runner-up, "
-                   f"so the answer is the fallback '{intent}'. The model's best guess was '{pred.top_intent}'.")
+    explanation = dash.fallback_explanation(pred, ctx.rule)
+    if explanation:
+        st.warning(explanation)
     st.plotly_chart(dash.top_k_figure(pred), key="top_k")
     st.markdown("**What the model saw** (cleaned, PII masked):")
     st.code(pred.text, language=None, wrap_lines=True)

@@ -166,6 +166,7 @@ class Settings:
     n_process: int
     fallback_label: str
     fallback_min_coverage: float
+    oos_max_accuracy_drop: float
     log_level: str
     ci: bool
     dashboard_address: str
@@ -311,6 +312,8 @@ def get_settings() -> Settings:
         n_process=int(_env_number("N_PROCESS", min(2, os.cpu_count() or 1))),
         fallback_label=_env("FALLBACK_LABEL", "unknown"),
         fallback_min_coverage=float(_env_number("FALLBACK_MIN_COVERAGE", 0.9, float)),
+        oos_max_accuracy_drop=float(_at_least("OOS_MAX_ACCURACY_DROP",
+                                              _env_number("OOS_MAX_ACCURACY_DROP", 0.008, float), 0)),
         log_level=_env("LOG_LEVEL", "INFO").upper(),
         ci=in_ci(),
         dashboard_address=_env("DASHBOARD_ADDRESS", "127.0.0.1"),

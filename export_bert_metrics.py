@@ -3,10 +3,14 @@
 Scores the validation, test and noisy-test splits with `intent_pipeline.predict` (the code the app
 and API use), tunes the fallback rule (confidence threshold + top-2 margin) on validation only,
 and reports its effect on test. The test split is drawn by stage 3 or, with TEST_FILE, a team's fixed
-test file; metrics.json says which (`test_source`, `val_source`). Writes metrics.json (metrics.json last: it marks a complete run),
-per_class_report.csv, confusion_matrix.{csv,html}, confused_pairs.csv, misclassified.csv,
-pr_curves.html, reliability.png, confidence_histogram.png and thresholds.json (also copied into
-MODEL_DIR, where the classifier reads it). Refuses a model trained on other data than the splits.
+test file; metrics.json says which (`test_source`, `val_source`). Fits the out-of-scope detector
+(intent_pipeline.ood: Mahalanobis distance on the encoder's pooled features, means and covariance from
+the training split, threshold calibrated on validation, see intent_pipeline.oos_evaluation) and reports
+it on test and on the off-topic evaluation file (OFFTOPIC_EVAL_FILE, masked as the app masks; report
+only, never tuning). Writes metrics.json (metrics.json last: it marks a complete run), per_class_report.csv,
+confusion_matrix.{csv,html}, confused_pairs.csv, misclassified.csv, pr_curves.html, reliability.png,
+confidence_histogram.png, thresholds.json and ood_detector.npz (both also copied into MODEL_DIR,
+where the classifier reads them). Refuses a model trained on other data than the splits.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ import numpy as np
 import pandas as pd
 
 from config import Settings, get_settings
-from intent_pipeline import artifacts, eval_plots, tracking
+from intent_pipeline import artifacts, eval_plots, ood, tracking
 from intent_pipeline import evaluation as ev
+from intent_pipeline import oos_evaluation as oe
 from intent_pipeline.artifacts import Artifacts, ModelFiles
 from intent_pipeline.cli import run_cli
 from intent_pipeline.errors import PipelineError
@@ -43,10 +48,15 @@ class Scored:
     frame: pd.DataFrame
     probs: np.ndarray
     y: np.ndarray
+    features: np.ndarray  # pooled encoder features: what the out-of-scope detector scores
 
     @property
     def pred(self) -> np.ndarray:
         return self.probs.argmax(axis=1)
+
+    def outputs(self, labels: list[str]) -> oe.Outputs:
+        truth = np.asarray(labels)[self.y] if len(self.y) else None
+        return oe.Outputs(self.probs, self.features, truth)
 
 
 def parse_args(argv: Sequence[str] | None, settings: Settings) -> argparse.Namespace:
@@ -114,15 +124,23 @@ def check_model_matches(classifier: IntentClassifier, fingerprint: str, splits: 
 
 
 def score(classifier: IntentClassifier, frame: pd.DataFrame, batch_size: int, name: str) -> Scored:
+    """Probabilities and pooled features of `frame`'s texts; targets from its `label` column (if any)."""
     from tqdm import tqdm
 
     texts = frame["text"].tolist()
     chunk = batch_size * 8  # a progress tick every few batches, sorted-by-length batching within each
-    parts = [classifier.predict_proba(texts[i : i + chunk], batch_size=batch_size)
+    parts = [classifier.proba_and_features(texts[i : i + chunk], batch_size=batch_size)
              for i in tqdm(range(0, len(texts), chunk), desc=f"scoring {name}", unit="chunk")]
     index = {label: i for i, label in enumerate(classifier.labels)}
-    y = frame["label"].map(index).to_numpy(dtype=int)
-    return Scored(frame=frame, probs=np.concatenate(parts), y=y)
+    y = frame["label"].map(index).to_numpy(dtype=int) if "label" in frame.columns else np.zeros(0, dtype=int)
+    return Scored(frame=frame, probs=np.concatenate([p for p, _ in parts]), y=y,
+                  features=np.concatenate([f for _, f in parts]))
+
+
+def train_sample(files: Artifacts, settings: Settings) -> pd.DataFrame:
+    """The training rows the out-of-scope detector is fitted on (a stratified sample of large splits)."""
+    train = read_split(files.split("train"))
+    return train.iloc[ood.fit_sample(train["label"].tolist(), seed=settings.seed)].reset_index(drop=True)
 
 
 def misclassified_frame(test: Scored, labels: list[str], limit: int) -> pd.DataFrame:
@@ -138,9 +156,32 @@ def misclassified_frame(test: Scored, labels: list[str], limit: int) -> pd.DataF
     return frame.sort_values("confidence", ascending=False).head(limit).reset_index(drop=True)
 
 
+def out_of_scope(classifier: IntentClassifier, scored: dict[str, Scored], rule: FallbackRule,
+                 settings: Settings) -> tuple[ood.OodDetector, dict]:
+    """The calibrated out-of-scope detector and metrics.json's `oos` section."""
+    labels = classifier.labels
+    oos_labels = [label for label in settings.offtopic_labels if label in labels]
+    detector, val_report = oe.fit_and_calibrate(
+        scored["train"].outputs(labels), scored["val"].outputs(labels), labels, rule, oos_labels,
+        settings.oos_max_accuracy_drop, classifier.version)
+    report = {"method": ood.METHOD, "pooling": ood.POOLING, "threshold": ood.threshold_json(detector.threshold),
+              "max_accuracy_drop": settings.oos_max_accuracy_drop, "oos_labels": oos_labels,
+              "fit_rows": detector.info["fit_rows"], "rule": "out of scope when the score is over the threshold or "
+              "the top intent is one of oos_labels; threshold: the lowest keeping in-scope validation accuracy within "
+              "max_accuracy_drop of the softmax rule's", "val": val_report,
+              "test": oe.split_report(scored["test"].outputs(labels), labels, rule, oos_labels, detector)}
+    if "off_topic" in scored:
+        off = scored["off_topic"]
+        domains = off.frame["domain"].tolist() if "domain" in off.frame.columns else None
+        report["off_topic"] = oe.offtopic_report(off.outputs(labels), labels, rule, oos_labels, detector, domains,
+                                                 str(settings.offtopic_eval_file))
+    return detector, report
+
+
 def evaluate(classifier: IntentClassifier, scored: dict[str, Scored], args: argparse.Namespace,
-             out_dir: Path, sources: dict[str, dict] | None = None) -> tuple[dict, dict]:
-    """Compute every metric and write the figures and tables; returns (metrics, thresholds)."""
+             settings: Settings, sources: dict[str, dict] | None = None) -> tuple[dict, dict, ood.OodDetector]:
+    """Compute every metric and write the figures and tables; returns (metrics, thresholds, OOS detector)."""
+    out_dir = settings.artifacts_dir
     labels = classifier.labels
     test = scored["test"]
     report = ev.classification_report(test.y, test.pred, labels)
@@ -152,6 +193,7 @@ def evaluate(classifier: IntentClassifier, scored: dict[str, Scored], args: argp
     tuned = FallbackRule(rule["threshold"], rule["margin"])
     rule["test"] = ev.fallback_effect(test.probs, test.y, tuned)
     rule["test_without_rule"] = ev.fallback_effect(test.probs, test.y, FallbackRule())
+    detector, oos_report = out_of_scope(classifier, scored, tuned, settings)
 
     matrix = ev.confusion(test.y, test.pred, labels)
     write_csv_atomic(ev.per_class_frame(report), out_dir / artifacts.PER_CLASS_REPORT)
@@ -175,7 +217,7 @@ def evaluate(classifier: IntentClassifier, scored: dict[str, Scored], args: argp
         "base_model": classifier.info.get("base_model", ""),
         "evaluated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "labels": labels,
-        "split_sizes": {name: int(len(s.y)) for name, s in scored.items()},
+        "split_sizes": {name: int(len(s.probs)) for name, s in scored.items()},
         "test_source": (sources or {}).get("test", split_source(None)),
         "val_source": (sources or {}).get("val", split_source(None)),
         "accuracy": report["accuracy"],
@@ -190,11 +232,13 @@ def evaluate(classifier: IntentClassifier, scored: dict[str, Scored], args: argp
         "average_precision": average_precision,
         "fallback": rule,
         "weakest_classes": [{"label": label, "f1": f1} for label, f1 in ev.weakest_classes(report)],
+        **oe.headline(oos_report),
+        "oos": oos_report,
     }
     thresholds = {key: rule[key] for key in ("threshold", "margin", "objective", "min_coverage", "tuned_on")}
     thresholds.update(val=rule["val"], test=rule["test"], model_version=metrics["model_version"],
                       dataset_fingerprint=metrics["dataset_fingerprint"])
-    return metrics, thresholds
+    return metrics, thresholds, detector
 
 
 def print_summary(metrics: dict, out_dir: Path) -> None:
@@ -210,6 +254,15 @@ def print_summary(metrics: dict, out_dir: Path) -> None:
         f"  fallback rule (tuned on val): threshold {fb['threshold']:.2f}, margin {fb['margin']:.2f} -> on test "
         f"coverage {fb['test']['coverage']:.3f}, accuracy on answered {fb['test']['accuracy_on_covered']:.4f} "
         f"(without rule: {fb['test_without_rule']['accuracy_on_covered']:.4f})"
+    )
+    oos = metrics["oos"]
+    accuracy = oos["test"]["in_scope_accuracy"]
+    lines.append(
+        f"  out-of-scope detector ({oos['method']}, threshold {ood.threshold_text(oos['threshold'])}, calibrated on "
+        f"val): in-scope "
+        f"test accuracy {accuracy['with_oos']:.4f} (softmax rule only: {accuracy['softmax_only']:.4f})"
+        + (f"; off-topic recall {oos['off_topic']['recall']['with_oos']:.3f} (softmax rule only: "
+           f"{oos['off_topic']['recall']['softmax_only']:.3f}, n={oos['off_topic']['n']})" if "off_topic" in oos else "")
     )
     lines.append("  weakest classes (F1): " + ", ".join(
         f"{w['label']} {w['f1']:.3f}" for w in metrics["weakest_classes"]))
@@ -239,7 +292,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     classifier = IntentClassifier.load(settings.model_dir, fallback_label=settings.fallback_label)
     check_model_matches(classifier, fingerprint, splits)
     scored = {name: score(classifier, frame, args.batch_size, name) for name, frame in splits.items()}
-    metrics, thresholds = evaluate(classifier, scored, args, settings.artifacts_dir, sources)
+    scored["train"] = score(classifier, train_sample(files, settings), args.batch_size, "train")
+    offtopic = ood.read_offtopic(settings.offtopic_eval_file)
+    if offtopic is not None:
+        # Raw messages as users type them: cleaned, PII-masked and cut exactly as the app and the API do.
+        masked = ood.mask_like_serving(offtopic["text"].tolist(), settings.spacy_model, settings.max_text_chars)
+        frame = offtopic.drop(columns=["label"], errors="ignore").assign(text=masked)
+        scored["off_topic"] = score(classifier, frame, args.batch_size, "off-topic")
+    metrics, thresholds, detector = evaluate(classifier, scored, args, settings, sources)
 
     # The evaluation joins the fine-tune's MLflow run (same model), or gets its own in another store.
     training_run = (classifier.info.get("mlflow") or {}).get("run_id")
@@ -248,6 +308,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             metrics["mlflow"] = {**(classifier.info.get("mlflow") or {}), **run}
         write_json_atomic(files.thresholds, thresholds)
         write_json_atomic(ModelFiles.from_settings(settings).thresholds, thresholds)
+        detector.save(files.ood_detector)
+        detector.save(ModelFiles.from_settings(settings).ood_detector)
         write_json_atomic(files.metrics, metrics)
         if run is not None:
             tracking.log_evaluation(metrics, settings.artifacts_dir)

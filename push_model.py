@@ -144,7 +144,7 @@ def copy_release_files(stage: Path, settings: Settings) -> list[str]:
         else:
             shutil.copy2(entry, stage / entry.name)
         copied.append(entry.name)
-    for name in (*artifacts.RELEASED_EVALUATION_FILES, artifacts.THRESHOLDS):
+    for name in artifacts.RELEASED_STAGE5_FILES:
         source = settings.artifacts_dir / name
         if source.is_file():
             shutil.copy2(source, stage / name)

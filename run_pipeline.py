@@ -73,7 +73,8 @@ STAGE_SETTINGS = {
     "finetune": ("base_model", "epochs", "max_epochs", "examples_per_intent", "batch_size", "learning_rate",
                  "weight_decay", "warmup_ratio", "early_stopping_patience", "max_length", "class_weights",
                  "freeze_embeddings", "seed", "model_dir"),
-    "evaluate": ("model_dir", "artifacts_dir", "fallback_min_coverage"),
+    "evaluate": ("model_dir", "artifacts_dir", "fallback_min_coverage", "oos_max_accuracy_drop", "offtopic_eval_file",
+                 "offtopic_labels", "spacy_model", "max_text_chars"),
     "release": ("registry_dir", "hf_repo_id", "release_onnx", "fallback_label"),
 }
 # File settings whose content (not only path) is part of the stage's key.
@@ -87,7 +88,7 @@ SETTINGS_WITHOUT_OUTPUT = (
     "inference_threads", "dashboard_address", "dashboard_password_hash", "dashboard_reviewers",
     # experiment tracking records runs, it does not change them; the rest is read by retrain.py and the servers
     "mlflow_tracking", "mlflow_tracking_uri", "mlflow_experiment", "mlflow_log_model", "retrain_min_corrections",
-    "promotion_tolerance", "guarded_metrics", "offtopic_eval_file", "offtopic_labels", "reload_interval_s",
+    "promotion_tolerance", "guarded_metrics", "reload_interval_s",
 )
 
 

@@ -30,9 +30,10 @@ CHECKPOINTS_DIR = "checkpoints"  # Trainer checkpoints for --resume, under ARTIF
 MODEL_CONFIG = "config.json"  # Hugging Face's: its presence is what makes a folder a model
 TRAINING_CONFIG = "training_config.json"
 
-# Stage 5 (export_bert_metrics.py), under ARTIFACTS_DIR (thresholds.json into MODEL_DIR too)
+# Stage 5 (export_bert_metrics.py), under ARTIFACTS_DIR (thresholds.json and ood_detector.npz into MODEL_DIR too)
 METRICS = "metrics.json"
 THRESHOLDS = "thresholds.json"
+OOD_DETECTOR = "ood_detector.npz"  # the out-of-scope detector (intent_pipeline.ood): means, whitening, threshold
 PER_CLASS_REPORT = "per_class_report.csv"
 CONFUSION_MATRIX = "confusion_matrix.csv"
 CONFUSED_PAIRS = "confused_pairs.csv"
@@ -47,6 +48,8 @@ RELEASED_EVALUATION_FILES = (
     METRICS, PER_CLASS_REPORT, CONFUSION_MATRIX, CONFUSED_PAIRS, CONFUSION_MATRIX_HTML, PR_CURVES_HTML, PLOTLY_JS,
     RELIABILITY_PNG, CONFIDENCE_HISTOGRAM_PNG,
 )
+# What stage 6 copies from ARTIFACTS_DIR into a release, besides the model folder: the files serving reads too.
+RELEASED_STAGE5_FILES = (*RELEASED_EVALUATION_FILES, THRESHOLDS, OOD_DETECTOR)
 
 # Stage 6 (push_model.py): REGISTRY_DIR/<repo>/<version>/ and REGISTRY_DIR/<repo>/LATEST
 MODEL_CARD = "README.md"
@@ -117,6 +120,10 @@ class Artifacts:
         return self.root / THRESHOLDS
 
     @property
+    def ood_detector(self) -> Path:
+        return self.root / OOD_DETECTOR
+
+    @property
     def pipeline_state(self) -> Path:
         return self.root / PIPELINE_STATE
 
@@ -141,6 +148,10 @@ class ModelFiles:
     @property
     def thresholds(self) -> Path:
         return self.root / THRESHOLDS
+
+    @property
+    def ood_detector(self) -> Path:
+        return self.root / OOD_DETECTOR
 
     @property
     def release_info(self) -> Path:

@@ -1,6 +1,7 @@
 """Inference runtimes behind IntentClassifier: one class per runtime, and which one a release should use.
 
-A backend turns a tokenised batch into class probabilities. The names below are the only place
+A backend turns a tokenised batch into class probabilities, and, for the out-of-scope detector
+(`intent_pipeline.ood`), into the pooled encoder features as well. The names below are the only place
 backend names are spelled (INFERENCE_BACKEND, /model, release files, benchmarks all use them);
 a new runtime is one `Backend` subclass added to `BACKENDS`.
 
@@ -54,6 +55,15 @@ class Backend(ABC):
     def probabilities(self, encoding: Any) -> np.ndarray:
         """Softmax probabilities (batch, n_labels) float32 for one tokenised batch."""
 
+    @property
+    def has_features(self) -> bool:
+        """Whether `probabilities_and_features` works (ONNX graphs exported before issue 16 lack the output)."""
+        return True
+
+    @abstractmethod
+    def probabilities_and_features(self, encoding: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities and `ood.pool_features` of the last hidden state (batch, hidden) float32, one pass."""
+
 
 class TorchBackend(Backend):
     name = TORCH
@@ -83,6 +93,16 @@ class TorchBackend(Backend):
             logits = self.model(**encoding).logits
         return torch.softmax(logits.float(), dim=-1).numpy()
 
+    def probabilities_and_features(self, encoding: Any) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        from intent_pipeline.ood import pool_features
+
+        with torch.inference_mode():
+            out = self.model(**encoding, output_hidden_states=True)
+            pooled = pool_features(out.hidden_states[-1].float(), encoding["attention_mask"])
+        return torch.softmax(out.logits.float(), dim=-1).numpy(), pooled.numpy()
+
 
 class OnnxBackend(Backend):
     """The fp32 ONNX graph written at release time (intent_pipeline.onnx_export)."""
@@ -109,9 +129,21 @@ class OnnxBackend(Backend):
             raise BackendUnavailable(f"onnxruntime cannot load {path} ({type(exc).__name__}: {detail})") from None
 
     def probabilities(self, encoding: Any) -> np.ndarray:
-        from intent_pipeline.onnx_export import ort_feed, softmax
+        from intent_pipeline.onnx_export import LOGITS, ort_feed, softmax
 
-        return softmax(self.session.run(None, ort_feed(self.session, encoding))[0].astype(np.float32))
+        return softmax(self.session.run([LOGITS], ort_feed(self.session, encoding))[0].astype(np.float32))
+
+    @property
+    def has_features(self) -> bool:
+        from intent_pipeline.onnx_export import FEATURES
+
+        return FEATURES in {output.name for output in self.session.get_outputs()}
+
+    def probabilities_and_features(self, encoding: Any) -> tuple[np.ndarray, np.ndarray]:
+        from intent_pipeline.onnx_export import FEATURES, LOGITS, ort_feed, softmax
+
+        logits, features = self.session.run([LOGITS, FEATURES], ort_feed(self.session, encoding))
+        return softmax(logits.astype(np.float32)), features.astype(np.float32)
 
 
 class OnnxInt8Backend(OnnxBackend):
@@ -155,12 +187,19 @@ def choose_backend(requested: str, release_info: dict) -> BackendChoice:
                                         "(identical to PyTorch within 1e-4)")
 
 
-def load_backend(model_dir: Path, choice: BackendChoice, num_threads: int | None) -> tuple[Backend, str]:
-    """The first candidate that loads, and the reason (with why better ones were skipped)."""
+def load_backend(model_dir: Path, choice: BackendChoice, num_threads: int | None,
+                 need_features: bool = False) -> tuple[Backend, str]:
+    """The first candidate that loads, and the reason (with why better ones were skipped).
+
+    `need_features`: the model has an out-of-scope detector, so a runtime that cannot give the pooled
+    features is skipped like a missing one: every backend must give the same answers."""
     skipped: list[str] = []
     for i, name in enumerate(choice.candidates):
         try:
             backend = BACKENDS[name].load(model_dir, num_threads)
+            if need_features and not backend.has_features:
+                raise BackendUnavailable("its graph has no pooled-features output for the out-of-scope detector "
+                                         f"(re-run `python -m intent_pipeline.onnx_export {model_dir}`)")
         except BackendUnavailable as exc:
             if i + 1 == len(choice.candidates):
                 raise PipelineError(f"no inference backend can load {model_dir}: {exc}") from None

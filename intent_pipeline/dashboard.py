@@ -23,7 +23,7 @@ from intent_pipeline import artifacts
 from intent_pipeline.artifacts import Artifacts
 from intent_pipeline.errors import PipelineError
 from intent_pipeline.masking import TEXT_COLUMNS, find_column
-from intent_pipeline.predict import FallbackRule, Prediction
+from intent_pipeline.predict import OUT_OF_SCOPE, UNSURE, FallbackRule, Prediction
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +58,30 @@ def settings_with_secrets(settings: Settings, secrets: Mapping[str, Any]) -> Set
 
 
 def apply_rule(prediction: Prediction, rule: FallbackRule) -> tuple[str, bool]:
-    """The answer under `rule` (e.g. a threshold moved with the slider), without re-running the model."""
+    """The answer under `rule` (e.g. a threshold moved with the slider), without re-running the model.
+
+    An out-of-scope verdict does not depend on the confidence rule, so it stands whatever the slider says."""
+    reason = reason_under(prediction, rule)
+    return (rule.label if reason else prediction.top_intent), reason is not None
+
+
+def reason_under(prediction: Prediction, rule: FallbackRule) -> str | None:
+    """Why the fallback answers under `rule`: predict.UNSURE, predict.OUT_OF_SCOPE, or None (the intent)."""
     scores = [score for _, score in prediction.top_k] + [0.0, 0.0]
-    is_fallback = rule.applies(scores[0], scores[1])
-    return (rule.label if is_fallback else prediction.top_intent), is_fallback
+    return rule.reason(scores[0], scores[1], prediction.out_of_scope)
+
+
+def fallback_explanation(prediction: Prediction, rule: FallbackRule) -> str | None:
+    """One sentence for the app saying why the fallback answered (None when the intent is answered)."""
+    reason = reason_under(prediction, rule)
+    if reason == OUT_OF_SCOPE:
+        return (f"The message looks **out of scope**: unlike anything this model was trained to route, so the answer "
+                f"is the fallback '{rule.label}'. The model's best guess was '{prediction.top_intent}'.")
+    if reason == UNSURE:
+        return (f"The model is **unsure**: confidence is below the threshold ({rule.threshold:.2f}) or too close to "
+                f"the runner-up, so the answer is the fallback '{rule.label}'. The model's best guess was "
+                f"'{prediction.top_intent}'.")
+    return None
 
 
 def top_k_frame(prediction: Prediction) -> pd.DataFrame:
@@ -113,12 +133,14 @@ def batch_frame(frame: pd.DataFrame, masked: Sequence[str], predictions: Sequenc
                 rule: FallbackRule | None = None) -> pd.DataFrame:
     """The upload with the masked text and the answer for every row appended (under `rule` if given)."""
     answers = [apply_rule(p, rule) if rule is not None else (p.intent, p.is_fallback) for p in predictions]
+    reasons = [reason_under(p, rule) if rule is not None else p.fallback_reason for p in predictions]
     out = frame.copy()
     out["masked_text"] = list(masked)
     out["intent"] = [intent for intent, _ in answers]
     out["top_intent"] = [p.top_intent for p in predictions]
     out["confidence"] = [round(p.confidence, 4) for p in predictions]
     out["is_fallback"] = [is_fallback for _, is_fallback in answers]
+    out["fallback_reason"] = [reason or "" for reason in reasons]
     return out
 
 
@@ -233,6 +255,29 @@ def headline_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
         if keys:
             found[name] = flat[keys[0]]
     return found
+
+
+def oos_table(metrics: Mapping[str, Any]) -> pd.DataFrame:
+    """Rows (measure, with the out-of-scope detector, softmax rule only) from metrics.json's `oos` section;
+    empty when the model was evaluated before out-of-scope detection existed."""
+    oos = metrics.get("oos")
+    if not isinstance(oos, Mapping):
+        return pd.DataFrame(columns=["measure", "with detector", "softmax rule only"])
+    rows = []
+    offtopic = oos.get("off_topic") or {}
+    if offtopic:
+        rows.append((f"off-topic recall ({offtopic.get('n', '?')} messages)", offtopic["recall"]["with_oos"],
+                     offtopic["recall"]["softmax_only"]))
+    test = oos.get("test") or {}
+    if test:
+        accuracy = test["in_scope_accuracy"]
+        rows.append((f"in-scope test accuracy ({test.get('n_in_scope', '?')} messages)", accuracy["with_oos"],
+                     accuracy["softmax_only"]))
+        if test.get("n_known_off_topic"):
+            recall = test["known_off_topic_recall"]
+            rows.append((f"known off-topic test recall ({test['n_known_off_topic']} messages)", recall["with_oos"],
+                         recall["softmax_only"]))
+    return pd.DataFrame(rows, columns=["measure", "with detector", "softmax rule only"])
 
 
 def clean_vs_noisy(metrics: Mapping[str, Any]) -> pd.DataFrame:

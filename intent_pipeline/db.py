@@ -88,6 +88,9 @@ predictions = sa.Table(
     sa.Column("model_version", sa.String(128), nullable=False, server_default=""),
     sa.Column("latency_ms", sa.Float, nullable=False, server_default="0"),
     sa.Column("channel", sa.String(32), nullable=False, server_default="app"),
+    # Why the fallback answered: "unsure" or "out_of_scope" (predict.FALLBACK_REASONS); "" when it did not,
+    # and for rows logged before the column existed.
+    sa.Column("fallback_reason", sa.String(32), nullable=False, server_default=""),
     mysql_charset="utf8mb4",
     mysql_collate="utf8mb4_bin",
 )
@@ -321,7 +324,8 @@ def read_messages(engine: Engine) -> pd.DataFrame:
     return _frame(engine, sa.select(messages).order_by(messages.c.id), columns)
 
 
-PREDICTION_FIELDS = ("text", "intent", "top_intent", "confidence", "is_fallback", "model_version", "latency_ms", "channel")
+PREDICTION_FIELDS = ("text", "intent", "top_intent", "confidence", "is_fallback", "model_version", "latency_ms", "channel",
+                     "fallback_reason")
 
 
 def _prediction_row(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -336,6 +340,7 @@ def _prediction_row(row: Mapping[str, Any]) -> dict[str, Any]:
     values["latency_ms"] = float(values.get("latency_ms", 0.0))
     values.setdefault("model_version", "")
     values.setdefault("channel", "app")
+    values["fallback_reason"] = str(values.get("fallback_reason") or "")
     return values
 
 
@@ -344,7 +349,7 @@ def log_predictions(engine: Engine, rows: Iterable[Mapping[str, Any]]) -> list[i
 
     Each row is a mapping with `text` (PII-masked!), `intent`, `confidence` and optionally
     `top_intent` (default: intent), `is_fallback` (False), `model_version` (""), `latency_ms` (0),
-    `channel` ("app"); other keys (e.g. `top_k` from `Prediction.to_dict()`) are ignored.
+    `channel` ("app"), `fallback_reason` ("" or None: answered); other keys (e.g. `top_k` from `Prediction.to_dict()`) are ignored.
     """
     values = [_prediction_row(row) for row in rows]
     if not values:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from config import Settings
+from intent_pipeline import ood
 
 # The offline default base model is a pip-packaged copy of this Hub model.
 BUNDLED_BASE_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -56,7 +57,39 @@ def eval_results(metrics: dict) -> list:
     if metrics.get("noisy_accuracy") is not None:
         results += [result("accuracy", metrics["noisy_accuracy"], "Accuracy (noisy chat text)", config="noisy"),
                     result("f1", metrics["noisy_macro_f1"], "Macro F1 (noisy chat text)", config="noisy")]
+    if metrics.get("oos_recall") is not None:
+        results.append(result("recall", metrics["oos_recall"], "Out-of-scope recall (off-topic set)",
+                              config="off-topic"))
+    if metrics.get("in_scope_accuracy") is not None:
+        results.append(result("accuracy", metrics["in_scope_accuracy"],
+                              "In-scope accuracy with out-of-scope detection", config="in-scope"))
     return results
+
+
+def _oos_section(metrics: dict, fallback_label: str) -> str:
+    """The card's out-of-scope paragraph: how it decides and what it measured (empty for older metrics)."""
+    oos = metrics.get("oos")
+    if not isinstance(oos, dict) or "test" not in oos:
+        return ""
+    accuracy = oos["test"]["in_scope_accuracy"]
+    offtopic = oos.get("off_topic") or {}
+    measured = ""
+    if offtopic:
+        measured = (f"On {offtopic['n']} hand-written off-topic messages (`{Path(offtopic['file']).name}`, never "
+                    f"used for training or tuning) it answers `{fallback_label}` to {offtopic['recall']['with_oos']:.1%} "
+                    f"(the confidence rule alone: {offtopic['recall']['softmax_only']:.1%}). ")
+    known = ", ".join(f"`{label}`" for label in oos.get("oos_labels", [])) or "none"
+    return f"""
+## Out-of-scope detection
+`ood_detector.npz` holds a {oos['method']} detector on the encoder's {oos['pooling']}-pooled last hidden
+state (class means and a shrunk shared covariance of the training split). A message is answered
+`{fallback_label}` with reason "out_of_scope" when its distance to the nearest intent is over
+{ood.threshold_text(oos['threshold'])}, or when the top intent is a known off-topic label ({known}). The threshold was
+calibrated on the validation split: the lowest one keeping in-scope accuracy within
+{oos['max_accuracy_drop'] * 100:.1f} points of the confidence rule alone. {measured}In-scope test accuracy
+(a fallback counts as wrong): {accuracy['with_oos']:.4f} with the detector, {accuracy['softmax_only']:.4f}
+with the confidence rule alone.
+"""
 
 
 def _table(rows: list[tuple], header: tuple) -> str:
@@ -114,7 +147,7 @@ Model version `{release.get('model_version', '')}`, trained on dataset fingerpri
 
 ## Limits
 - Only the {len(labels)} intents above: anything else is forced into one of them unless the fallback
-  rule catches it. Not for other languages, long documents, or decisions with legal or financial effect
+  rule or the out-of-scope detector (below, when the release has one) catches it. Not for other languages, long documents, or decisions with legal or financial effect
   without a human in the loop.
 - Trained on one company's historical messages; accuracy drops on other domains and on noisy text
   (see below). Confidence is not a calibrated probability (ECE {metrics.get('ece', float('nan')):.4f}).
@@ -131,7 +164,7 @@ Accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}, weighted
 {metrics['weighted_f1']:.4f}.
 {noisy}{int8}
 {per_class_table}
-
+{_oos_section(metrics, fallback_label)}
 Plots: `confusion_matrix.html`, `pr_curves.html`, `reliability.png`, `confidence_histogram.png`;
 numbers: `metrics.json`, `per_class_report.csv`.
 
@@ -154,7 +187,8 @@ classifier("  Where is my ORDER?? ")
 ```
 `truncation=True` cuts long messages where training did (the tokenizer's `model_max_length`).
 In this project, `intent_pipeline.predict.IntentClassifier.load(folder)` adds the fallback rule
-from `thresholds.json` (answer `{fallback_label}` when unsure)."""
+from `thresholds.json` (answer `{fallback_label}` when unsure) and the out-of-scope detector from
+`ood_detector.npz` (answer `{fallback_label}` for off-topic messages)."""
     return """This release's tokenizer does not normalise text: lower-case it, fold whitespace and strip
 punctuation from both ends before calling the pipeline, as training did.
 ```python
@@ -163,7 +197,8 @@ classifier = pipeline("text-classification", model="<this folder or repo id>", t
 classifier("where is my order")
 ```
 In this project, `intent_pipeline.predict.IntentClassifier.load(folder)` applies the text
-normalisation used in training and the fallback rule from `thresholds.json`."""
+normalisation used in training, the fallback rule from `thresholds.json` and the out-of-scope
+detector from `ood_detector.npz`."""
 
 
 def build_model_card(release: dict, metrics: dict, training: dict, thresholds: dict, settings: Settings,

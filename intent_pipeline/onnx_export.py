@@ -9,6 +9,11 @@ Every export is checked before it is kept: the fp32 graph must reproduce PyTorch
 agreement with PyTorch is recorded in `export.json`. Files are written atomically; `export.json`
 (written last) carries the SHA-256 of the weights it was exported from, so a model that was
 re-trained after the export is detected at load time instead of silently serving stale graphs.
+
+The graphs have two outputs: `logits`, and `features` (the pooled last hidden state that the
+out-of-scope detector scores, `intent_pipeline.ood.pool_features`, traced from the same function
+PyTorch serving calls). Graphs exported before the second output existed still serve models
+without a detector.
 """
 
 from __future__ import annotations
@@ -38,9 +43,12 @@ log = logging.getLogger(__name__)
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 DEFAULT_OPSET = 17
 FP32_ATOL = 1e-4
+FP32_FEATURE_ATOL = 1e-3  # hidden-state units (values of order 1): float32 reassociation noise only
 # Positional order of BERT-family forward(); the legacy exporter binds example inputs by position.
 INPUT_ORDER = ("input_ids", "attention_mask", "token_type_ids")
 BACKEND_FILES = {ONNX_BACKEND: ONNX_FP32, ONNX_INT8_BACKEND: ONNX_INT8}
+LOGITS = "logits"
+FEATURES = "features"  # ood.pool_features of the last hidden state
 
 # Check texts of different lengths, so the check runs padded batches like serving does.
 CHECK_TEXTS = (
@@ -117,20 +125,41 @@ def _load_torch(model_dir: Path):
     return model.eval(), tokenizer
 
 
+def _with_features(model, names: Sequence[str]):
+    """`model` as a module taking the inputs `names` by position and returning (logits, pooled features)."""
+    import torch
+
+    from intent_pipeline.ood import pool_features
+
+    class LogitsAndFeatures(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs):
+            kwargs = dict(zip(names, inputs))
+            out = self.model(**kwargs, output_hidden_states=True)
+            return out.logits, pool_features(out.hidden_states[-1], kwargs["attention_mask"])
+
+    return LogitsAndFeatures().eval()
+
+
 def _export_fp32(model, tokenizer, out_path: Path, opset: int) -> None:
     import torch
 
     enc = tokenizer(list(CHECK_TEXTS[:2]), padding=True, return_tensors="pt")
     names = [name for name in INPUT_ORDER if name in enc]
     axes = {name: {0: "batch", 1: "sequence"} for name in names}
-    axes["logits"] = {0: "batch"}
+    axes[LOGITS] = {0: "batch"}
+    axes[FEATURES] = {0: "batch"}
     with atomic_path(out_path) as tmp, torch.no_grad(), warnings.catch_warnings():
         # The tracer warns about Python-side shape checks in transformers' masking code; the export is
         # verified numerically against PyTorch right after (_compare), so the warnings only alarm users.
         warnings.simplefilter("ignore")
         # dynamo=False: the TorchScript exporter needs no onnxscript and handles BERT with dynamic axes.
         torch.onnx.export(
-            model, tuple(enc[n] for n in names), str(tmp), input_names=names, output_names=["logits"],
+            _with_features(model, names), tuple(enc[n] for n in names), str(tmp), input_names=names,
+            output_names=[LOGITS, FEATURES],
             dynamic_axes=axes, opset_version=opset, do_constant_folding=True, dynamo=False,
         )
 
@@ -150,21 +179,28 @@ def _quantize_int8(fp32_path: Path, out_path: Path) -> None:
         root.setLevel(level)
 
 
-def _compare(model, tokenizer, path: Path, max_length: int) -> tuple[float, float]:
-    """(max abs probability difference, top-1 agreement) of an ONNX graph vs PyTorch on CHECK_TEXTS."""
+def _compare(model, tokenizer, path: Path, max_length: int) -> tuple[float, float, float]:
+    """(max abs probability difference, top-1 agreement, max abs feature difference) of an ONNX graph
+    vs PyTorch on CHECK_TEXTS."""
     import torch
 
+    from intent_pipeline.ood import pool_features
+
     session = ort_session(path)
-    worst, agree, total = 0.0, 0, 0
+    worst, worst_feature, agree, total = 0.0, 0.0, 0, 0
     for batch in (list(CHECK_TEXTS), [CHECK_TEXTS[2]], list(CHECK_TEXTS[1:3]) * 3):
         enc = tokenizer(batch, padding=True, truncation=True, max_length=max_length, return_tensors="np")
         with torch.inference_mode():
-            ref = torch.softmax(model(**{k: torch.from_numpy(v) for k, v in enc.items()}).logits, -1).numpy()
-        got = softmax(session.run(None, ort_feed(session, enc))[0])
+            out = model(**{k: torch.from_numpy(v) for k, v in enc.items()}, output_hidden_states=True)
+            ref = torch.softmax(out.logits, -1).numpy()
+            ref_features = pool_features(out.hidden_states[-1], torch.from_numpy(enc["attention_mask"])).numpy()
+        logits, features = session.run([LOGITS, FEATURES], ort_feed(session, enc))
+        got = softmax(logits)
         worst = max(worst, float(np.abs(got - ref).max()))
+        worst_feature = max(worst_feature, float(np.abs(features - ref_features).max()))
         agree += int((got.argmax(-1) == ref.argmax(-1)).sum())
         total += len(batch)
-    return worst, agree / total
+    return worst, agree / total, worst_feature
 
 
 def export_onnx(model_dir: Path | str, quantize: bool = True, opset: int = DEFAULT_OPSET) -> dict[str, Path]:
@@ -184,18 +220,22 @@ def export_onnx(model_dir: Path | str, quantize: bool = True, opset: int = DEFAU
     paths = {ONNX_BACKEND: out_dir / ONNX_FP32}
     log.info("exporting %s to ONNX (opset %d)", model_dir, opset)
     _export_fp32(model, tokenizer, paths[ONNX_BACKEND], opset)
-    fp32_diff, fp32_agree = _compare(model, tokenizer, paths[ONNX_BACKEND], max_length)
-    if fp32_diff > FP32_ATOL:
-        paths[ONNX].unlink(missing_ok=True)
-        raise PipelineError(f"ONNX export of {model_dir} disagrees with PyTorch (max prob diff {fp32_diff:.2e})")
+    fp32_diff, fp32_agree, fp32_feature_diff = _compare(model, tokenizer, paths[ONNX_BACKEND], max_length)
+    if fp32_diff > FP32_ATOL or fp32_feature_diff > FP32_FEATURE_ATOL:
+        paths[ONNX_BACKEND].unlink(missing_ok=True)
+        raise PipelineError(f"ONNX export of {model_dir} disagrees with PyTorch (max prob diff {fp32_diff:.2e}, "
+                            f"max feature diff {fp32_feature_diff:.2e})")
     info: dict = {"opset": opset, "source_sha256": weights_digest(model_dir), "max_length": max_length,
-                  "fp32": {"file": ONNX_FP32, "max_prob_diff": fp32_diff, "top1_agreement": fp32_agree}}
+                  "outputs": [LOGITS, FEATURES],
+                  "fp32": {"file": ONNX_FP32, "max_prob_diff": fp32_diff, "top1_agreement": fp32_agree,
+                           "max_feature_diff": fp32_feature_diff}}
     if quantize:
         paths[ONNX_INT8_BACKEND] = out_dir / ONNX_INT8
         log.info("quantizing to int8 (dynamic, QInt8 weights)")
         _quantize_int8(paths[ONNX_BACKEND], paths[ONNX_INT8_BACKEND])
-        int8_diff, int8_agree = _compare(model, tokenizer, paths[ONNX_INT8_BACKEND], max_length)
-        info["int8"] = {"file": ONNX_INT8, "max_prob_diff": int8_diff, "top1_agreement": int8_agree}
+        int8_diff, int8_agree, int8_feature_diff = _compare(model, tokenizer, paths[ONNX_INT8_BACKEND], max_length)
+        info["int8"] = {"file": ONNX_INT8, "max_prob_diff": int8_diff, "top1_agreement": int8_agree,
+                        "max_feature_diff": int8_feature_diff}
     else:
         (out_dir / ONNX_INT8).unlink(missing_ok=True)  # an int8 file from older weights would be stale
     write_json_atomic(out_dir / ONNX_EXPORT_INFO, info)

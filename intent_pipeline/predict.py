@@ -5,7 +5,9 @@ Texts are normalised with `normalize_for_model` (as in training) and scored in b
 saved since the steps moved into them normalise again, which changes nothing (the steps are
 idempotent); tokenizers saved before need the Python pass, so it stays. The
 fallback rule (confidence threshold + top-2 margin, tuned on validation by stage 5) turns unsure
-answers into the fallback label.
+answers into the fallback label, and the out-of-scope detector (`intent_pipeline.ood`, fitted by
+stage 5; absent in older releases) turns off-topic ones into it too. `Prediction.fallback_reason`
+says which: UNSURE or OUT_OF_SCOPE (None when the intent is answered).
 
 Runtimes live in `intent_pipeline.backends`: 'torch' (PyTorch) or 'onnx' / 'onnx-int8' (ONNX Runtime
 graphs written at release time by `intent_pipeline.onnx_export`; fp32 matches PyTorch within 1e-4),
@@ -23,14 +25,19 @@ from pathlib import Path
 import numpy as np
 
 from config import get_settings
-from intent_pipeline import backends
-from intent_pipeline.artifacts import MODEL_CONFIG, RELEASE_INFO, THRESHOLDS, TRAINING_CONFIG, ModelFiles
+from intent_pipeline import backends, ood
+from intent_pipeline.artifacts import (MODEL_CONFIG, OOD_DETECTOR, RELEASE_INFO, THRESHOLDS, TRAINING_CONFIG,
+                                       ModelFiles)
 from intent_pipeline.backends import Backend
 from intent_pipeline.errors import PipelineError
 from intent_pipeline.text import normalize_for_model
 
 log = logging.getLogger(__name__)
 
+# Why an answer is the fallback label: the API's `fallback_reason`, the log's column, the app's wording.
+UNSURE = "unsure"  # low confidence, or the top two intents too close (the FallbackRule)
+OUT_OF_SCOPE = "out_of_scope"  # off-topic: OOS score over its threshold, or a known-off-topic top intent
+FALLBACK_REASONS = (UNSURE, OUT_OF_SCOPE)
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,12 @@ class FallbackRule:
     def applies(self, top1: float, top2: float) -> bool:
         return top1 < self.threshold or (top1 - top2) < self.margin
 
+    def reason(self, top1: float, top2: float, out_of_scope: bool) -> str | None:
+        """Why the fallback answers (out of scope wins over unsure), or None when the intent is answered."""
+        if out_of_scope:
+            return OUT_OF_SCOPE
+        return UNSURE if self.applies(top1, top2) else None
+
 
 @dataclass
 class Prediction:
@@ -53,6 +66,9 @@ class Prediction:
     confidence: float
     is_fallback: bool
     top_k: list[tuple[str, float]] = field(default_factory=list)
+    fallback_reason: str | None = None  # UNSURE, OUT_OF_SCOPE, or None when the intent is answered
+    oos_score: float | None = None  # the out-of-scope score, when the model has a detector
+    out_of_scope: bool = False  # the detector's verdict (holds whatever confidence rule is applied later)
 
     def to_dict(self, top_k: int | None = None) -> dict:
         """JSON-ready fields (the API's and the log's shape), with the first `top_k` ranked intents (default all).
@@ -72,7 +88,7 @@ class IntentClassifier:
 
     def __init__(
         self, model_dir: Path, runtime: Backend, tokenizer, max_length: int, fallback: FallbackRule, info: dict,
-        labels: list[str], backend_reason: str = "",
+        labels: list[str], backend_reason: str = "", detector: ood.OodDetector | None = None,
     ):
         self.model_dir = model_dir
         self.runtime = runtime
@@ -82,6 +98,7 @@ class IntentClassifier:
         self.info = info
         self.labels: list[str] = labels
         self.backend_reason = backend_reason or f"INFERENCE_BACKEND={runtime.name}"
+        self.detector = detector  # None: no out-of-scope detection (releases made before it existed)
 
     @property
     def backend(self) -> str:
@@ -142,29 +159,44 @@ class IntentClassifier:
         if (model_dir / THRESHOLDS).is_file():
             raw = json.loads((model_dir / THRESHOLDS).read_text(encoding="utf-8"))
             fallback = FallbackRule(float(raw.get("threshold", 0.0)), float(raw.get("margin", 0.0)), fallback_label)
-        runtime, reason = backends.load_backend(model_dir, backends.choose_backend(backend, info), num_threads)
-        return cls(model_dir, runtime, tokenizer, max_length, fallback, info, labels, reason)
+        detector = ood.load_for_model(model_dir / OOD_DETECTOR, str(info.get("model_version", "")))
+        runtime, reason = backends.load_backend(model_dir, backends.choose_backend(backend, info), num_threads,
+                                                need_features=detector is not None)
+        return cls(model_dir, runtime, tokenizer, max_length, fallback, info, labels, reason, detector)
 
     def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """Class probabilities, shape (len(texts), n_labels), in the model's label order."""
-        return self._proba_normalized([normalize_for_model(t) for t in texts], batch_size)
+        return self._scores([normalize_for_model(t) for t in texts], batch_size, features=False)[0]
 
-    def _proba_normalized(self, normalized: list[str], batch_size: int) -> np.ndarray:
+    def proba_and_features(self, texts: Sequence[str], batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities and the pooled encoder features (`ood.pool_features`), row-aligned with `texts`."""
+        probs, feats = self._scores([normalize_for_model(t) for t in texts], batch_size, features=True)
+        assert feats is not None  # load() refuses a backend without features when they are needed
+        return probs, feats
+
+    def _scores(self, normalized: list[str], batch_size: int, features: bool) -> tuple[np.ndarray, np.ndarray | None]:
         if len(normalized) == 1:  # the API/app hot path: no sorting or scatter bookkeeping
-            return self._score(normalized)
-        out = np.zeros((len(normalized), len(self.labels)), dtype=np.float32)
+            return self._score(normalized, features)
+        probs = np.zeros((len(normalized), len(self.labels)), dtype=np.float32)
+        feats: np.ndarray | None = None
         # Sorting by length keeps padding (and so wasted compute) small within each batch.
         order = sorted(range(len(normalized)), key=lambda i: len(normalized[i]))
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            out[idx] = self._score([normalized[i] for i in idx])
-        return out
+            probs[idx], batch_feats = self._score([normalized[i] for i in idx], features)
+            if batch_feats is not None:
+                if feats is None:
+                    feats = np.zeros((len(normalized), batch_feats.shape[1]), dtype=np.float32)
+                feats[idx] = batch_feats
+        return probs, feats
 
-    def _score(self, batch: list[str]) -> np.ndarray:
-        """Probabilities for one batch of already-normalised texts."""
+    def _score(self, batch: list[str], features: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities (and pooled features when asked) for one batch of already-normalised texts."""
         enc = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_length,
                              return_tensors=self.runtime.tensors)
-        return self.runtime.probabilities(enc)
+        if not features:
+            return self.runtime.probabilities(enc), None
+        return self.runtime.probabilities_and_features(enc)
 
     def predict(
         self, texts: Sequence[str], top_k: int = 3, fallback: FallbackRule | None = None, batch_size: int = 64
@@ -173,24 +205,37 @@ class IntentClassifier:
         rule = fallback or self.fallback
         top_k = max(1, min(top_k, len(self.labels)))
         normalized = [normalize_for_model(t) for t in texts]
-        probs = self._proba_normalized(normalized, batch_size)
-        return [self._to_prediction(text, row, top_k, rule) for text, row in zip(normalized, probs)]
+        probs, feats = self._scores(normalized, batch_size, features=self.detector is not None)
+        scores = self.detector.score(feats) if self.detector is not None and feats is not None else None
+        return [self._to_prediction(text, row, top_k, rule, None if scores is None else float(scores[i]))
+                for i, (text, row) in enumerate(zip(normalized, probs))]
 
-    def _to_prediction(self, text: str, row: np.ndarray, top_k: int, rule: FallbackRule) -> Prediction:
-        """`text` is the normalised text the model scored."""
+    def _to_prediction(self, text: str, row: np.ndarray, top_k: int, rule: FallbackRule,
+                       oos_score: float | None) -> Prediction:
+        """`text` is the normalised text the model scored; `oos_score` None: no detector."""
         ranked = np.argsort(-row)
         top1 = float(row[ranked[0]])
         top2 = float(row[ranked[1]]) if len(ranked) > 1 else 0.0
-        is_fallback = rule.applies(top1, top2)
         top_label = self.labels[ranked[0]]
+        out_of_scope = self.is_out_of_scope(top_label, oos_score)
+        reason = rule.reason(top1, top2, out_of_scope)
         return Prediction(
             text=text,
-            intent=rule.label if is_fallback else top_label,
+            intent=rule.label if reason else top_label,
             top_intent=top_label,
             confidence=top1,
-            is_fallback=is_fallback,
+            is_fallback=reason is not None,
             top_k=[(self.labels[i], float(row[i])) for i in ranked[:top_k]],
+            fallback_reason=reason,
+            oos_score=oos_score,
+            out_of_scope=out_of_scope,
         )
+
+    def is_out_of_scope(self, top_label: str, oos_score: float | None) -> bool:
+        """The detector's verdict: score over its threshold, or a known-off-topic top intent (no detector: never)."""
+        if self.detector is None:
+            return False
+        return top_label in self.detector.oos_labels or (oos_score is not None and oos_score > self.detector.threshold)
 
 
 def model_max_length(model_dir: Path | str) -> int:

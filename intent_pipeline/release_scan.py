@@ -36,7 +36,9 @@ from intent_pipeline.pii_digests import PiiDigests
 
 log = logging.getLogger(__name__)
 
-BINARY_SUFFIXES = {".safetensors", ".bin", ".pt", ".onnx", ".png", ".jpg", ".model", ".msgpack", ".h5"}
+# Weights, graphs, images and numeric arrays (ood_detector.npz: compressed floats, whose random bytes can
+# spell a short masked word; its only text is label names and numbers) are not scanned as text.
+BINARY_SUFFIXES = {".safetensors", ".bin", ".pt", ".onnx", ".png", ".jpg", ".model", ".msgpack", ".h5", ".npz"}
 TOKENIZER_VOCAB_FILES = {"vocab.txt", "tokenizer.json", "merges.txt", "vocab.json"}
 MAX_SCANNED_BYTES = 50 * 1024 * 1024
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from config import Settings
-from intent_pipeline import db, holdout, registry, tracking
+from intent_pipeline import db, holdout, ood, registry, tracking
 from intent_pipeline.errors import PipelineError
 from intent_pipeline.files import read_json
 from intent_pipeline.artifacts import RELEASE_INFO, Artifacts
@@ -85,10 +85,11 @@ def evaluation_sets(settings: Settings, frozen_dir: Path, corrections: pd.DataFr
     sets = {"test": test}
     if noisy is not None:
         sets["noisy"] = noisy
-    offtopic = read_offtopic(settings.offtopic_eval_file)
+    offtopic = ood.read_offtopic(settings.offtopic_eval_file)
     if offtopic is not None:
         # Raw messages, as users type them: cleaned and PII-masked as the app and API would before the model.
-        sets["offtopic"] = offtopic.assign(text=mask_like_serving(offtopic["text"].tolist(), settings))
+        sets["offtopic"] = offtopic.assign(text=ood.mask_like_serving(
+            offtopic["text"].tolist(), settings.spacy_model, settings.max_text_chars))
     gold = corrections[holdout.is_gold(corrections["text"], settings.gold_share)]
     gold = gold.drop_duplicates("text", keep="last")[["text", "label"]]
     if len(gold):
@@ -96,27 +97,6 @@ def evaluation_sets(settings: Settings, frozen_dir: Path, corrections: pd.DataFr
     else:
         log.info("no approved corrections in the gold set yet: gold metrics are left out")
     return sets
-
-
-def mask_like_serving(texts: list[str], settings: Settings) -> list[str]:
-    from intent_pipeline import masking  # spaCy + Presidio: loaded only when an off-topic set is scored
-
-    masker = masking.get_masker(settings.spacy_model)
-    return [result.text for result in masker.mask_batch([masking.clean_text(t) for t in texts])]
-
-
-def read_offtopic(path: Path) -> pd.DataFrame | None:
-    """Off-topic messages (a `text` column; an optional `label` is one more acceptable answer)."""
-    if not path.is_file():
-        log.info("no off-topic set at %s: off-topic metrics are left out", path)
-        return None
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise PipelineError(f"off-topic set {path} cannot be read ({str(exc).splitlines()[0]}): fix OFFTOPIC_EVAL_FILE")
-    if "text" not in frame.columns or frame.empty:
-        raise PipelineError(f"off-topic set {path} needs a `text` column and at least one row: fix OFFTOPIC_EVAL_FILE")
-    return frame
 
 
 def score(classifier: IntentClassifier, sets: dict[str, pd.DataFrame], offtopic_labels: tuple[str, ...] = ()

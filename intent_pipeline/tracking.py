@@ -21,14 +21,14 @@ from typing import Any
 
 import config
 from config import Settings
-from intent_pipeline.artifacts import PLOTLY_JS, RELEASED_EVALUATION_FILES, THRESHOLDS
+from intent_pipeline.artifacts import PLOTLY_JS, RELEASED_STAGE5_FILES
 from intent_pipeline.errors import PipelineError
 
 log = logging.getLogger(__name__)
 
 # Stage 5 files logged with an evaluation: the released ones (never misclassified.csv: message text
 # may reach a shared server) and the fallback rule.
-EVALUATION_ARTIFACTS = tuple(name for name in (*RELEASED_EVALUATION_FILES, THRESHOLDS) if name != PLOTLY_JS)
+EVALUATION_ARTIFACTS = tuple(name for name in RELEASED_STAGE5_FILES if name != PLOTLY_JS)
 TRAINING_RUN_TAG = "intent_pipeline.stage"
 _URL_PASSWORD = re.compile(r"(//[^/:@\s]+):[^@\s/]+@")
 

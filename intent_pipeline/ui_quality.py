@@ -12,6 +12,7 @@ import streamlit as st
 
 from intent_pipeline import artifacts
 from intent_pipeline import dashboard as dash
+from intent_pipeline import ood
 from intent_pipeline.errors import PipelineError
 
 
@@ -38,6 +39,7 @@ def quality_view(release: Path, artifacts_dir: Path, model_version: str, serving
     else:
         st.bar_chart(noisy.set_index("metric"), stack=False, horizontal=True)
         st.dataframe(noisy, hide_index=True)
+    oos_view(report.metrics)
     st.subheader("Calibration")
     if "ece" in headline:
         st.caption(f"expected calibration error: {headline['ece']:.3f}")
@@ -47,6 +49,21 @@ def quality_view(release: Path, artifacts_dir: Path, model_version: str, serving
     else:
         st.info("No calibration plots in this release.")
     misclassified_view(report, left_out)
+
+
+def oos_view(metrics: dict) -> None:
+    st.subheader("Out-of-scope detection")
+    table = dash.oos_table(metrics)
+    if table.empty:
+        st.info("metrics.json has no out-of-scope results: this model was evaluated before out-of-scope detection "
+                "existed. Re-run `python export_bert_metrics.py` (and re-release).")
+        return
+    oos = metrics["oos"]
+    st.caption(f"{oos['method']} distance on the encoder's features, threshold {ood.threshold_text(oos['threshold'])} "
+               f"calibrated on validation (in-scope accuracy within {oos['max_accuracy_drop'] * 100:.1f} points); known off-topic "
+               f"labels: {', '.join(oos['oos_labels']) or 'none'}. The off-topic set is never used for tuning.")
+    st.dataframe(table, hide_index=True, column_config={
+        name: st.column_config.NumberColumn(format="%.3f") for name in ("with detector", "softmax rule only")})
 
 
 def quality_tables(report: dash.QualityReport) -> None:

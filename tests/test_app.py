@@ -330,3 +330,23 @@ def test_database_without_the_schema_is_one_line_naming_stage_2(settings_env: Pa
         assert sa.inspect(engine).get_table_names() == []  # the app created nothing
     finally:
         engine.dispose()
+
+
+def test_model_quality_shows_out_of_scope_detection(app_env: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "artifacts"
+    write_quality_artifacts(folder)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics["oos"] = {"method": "mahalanobis", "pooling": "mean", "threshold": 812.5, "max_accuracy_drop": 0.008,
+                      "oos_labels": ["other"],
+                      "test": {"n_in_scope": 8, "n_known_off_topic": 2,
+                               "in_scope_accuracy": {"model_only": 0.9, "softmax_only": 0.875, "with_oos": 0.875},
+                               "known_off_topic_recall": {"softmax_only": 0.5, "with_oos": 1.0}},
+                      "off_topic": {"file": "off_topic.csv", "n": 20,
+                                    "recall": {"softmax_only": 0.6, "with_oos": 0.95}}}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    at = show_view(start_app(), "Model quality")
+    [table] = [d.value for d in at.dataframe if "with detector" in d.value.columns]
+    assert table["with detector"].tolist() == [0.95, 0.875, 1.0]
+    assert table["softmax rule only"].tolist() == [0.6, 0.875, 0.5]
+    assert any("812.5" in c.value and "other" in c.value for c in at.caption)
+    assert not at.exception

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ TEXTS = {
 }
 OUTPUTS = ["metrics.json", "per_class_report.csv", "confusion_matrix.csv", "confusion_matrix.html",
            "confused_pairs.csv", "misclassified.csv", "pr_curves.html", "reliability.png",
-           "confidence_histogram.png", "thresholds.json"]
+           "confidence_histogram.png", "thresholds.json", "ood_detector.npz"]
 
 
 def _split(suffix: str = "") -> pd.DataFrame:
@@ -35,6 +36,7 @@ def build_stage5_inputs(settings_env: Path, model_src: Path, fingerprint: str = 
     artifacts = settings_env / "artifacts"
     splits = artifacts / "splits"
     splits.mkdir(parents=True)
+    _split(" thanks").to_csv(splits / "train.csv", index=False)
     _split().to_csv(splits / "val.csv", index=False)
     _split(" [EMAIL]").to_csv(splits / "test.csv", index=False)
     _split(" pls!!").to_csv(splits / "test_noisy.csv", index=False)
@@ -49,8 +51,16 @@ def build_stage5_inputs(settings_env: Path, model_src: Path, fingerprint: str = 
     return artifacts
 
 
+@pytest.fixture(autouse=True)
+def _no_offtopic_file(settings_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No off-topic set unless a test writes one: masking the project's 377 messages takes a while."""
+    monkeypatch.setenv("OFFTOPIC_EVAL_FILE", str(settings_env / "off_topic.csv"))
+
+
 def test_writes_every_artifact_and_a_summary(settings_env: Path, untrained_model_dir: Path, capsys) -> None:
     artifacts = build_stage5_inputs(settings_env, untrained_model_dir)
+    pd.DataFrame({"text": ["will it rain in paris tomorrow", "mail me at jane.doe@example.com, whats 2+2"],
+                  "domain": ["weather", "math"]}).to_csv(settings_env / "off_topic.csv", index=False)
     assert run_cli(export_bert_metrics.main, ["--batch-size", "4"]) == 0
     for name in OUTPUTS:
         assert (artifacts / name).is_file(), name
@@ -58,7 +68,19 @@ def test_writes_every_artifact_and_a_summary(settings_env: Path, untrained_model
     raw = (artifacts / "metrics.json").read_text()
     metrics = json.loads(raw, parse_constant=lambda c: pytest.fail(f"{c} in metrics.json is not valid JSON"))
     assert metrics["model_version"] == "m-test" and metrics["dataset_fingerprint"] == FINGERPRINT
-    assert metrics["split_sizes"] == {"val": 9, "test": 9, "test_noisy": 9}
+    assert metrics["split_sizes"] == {"val": 9, "test": 9, "test_noisy": 9, "train": 9, "off_topic": 2}
+    # The out-of-scope detector: fitted on train without the `other` rows, calibrated on val, reported on
+    # test and on the off-topic file, and shipped into MODEL_DIR beside thresholds.json.
+    oos = metrics["oos"]
+    assert oos["oos_labels"] == ["other"] and oos["fit_rows"] == 6 and oos["val"]["n_known_off_topic"] == 3
+    assert oos["test"]["n_in_scope"] == 6 and oos["off_topic"]["n"] == 2
+    assert set(oos["off_topic"]["per_domain"]) == {"weather", "math"}
+    assert metrics["oos_recall"] == oos["off_topic"]["recall"]["with_oos"]
+    assert metrics["in_scope_accuracy"] == oos["test"]["in_scope_accuracy"]["with_oos"]
+    # The calibration rule: in-scope validation accuracy costs at most OOS_MAX_ACCURACY_DROP.
+    val_accuracy = oos["val"]["in_scope_accuracy"]
+    assert val_accuracy["with_oos"] >= val_accuracy["softmax_only"] - oos["max_accuracy_drop"] - 1e-9
+    assert (artifacts / "ood_detector.npz").read_bytes() == (artifacts / "bert_intent_model" / "ood_detector.npz").read_bytes()
     assert 0 <= metrics["accuracy"] <= 1 and 0 <= metrics["ece"] <= 1
     assert metrics["noisy"]["n"] == 9 and metrics["noisy_macro_f1"] is not None
     assert set(metrics["test"]["per_class"]) == set(TEXTS)
@@ -97,6 +119,7 @@ def test_refuses_a_stale_model_and_writes_nothing(settings_env: Path, untrained_
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith("error: stale model")
     assert not (artifacts / "metrics.json").exists() and not (artifacts / "thresholds.json").exists()
+    assert not (artifacts / "ood_detector.npz").exists()
 
 
 def test_refuses_missing_split_and_unknown_labels(settings_env: Path, untrained_model_dir: Path, capsys) -> None:
@@ -171,6 +194,7 @@ def test_honest_numbers_for_a_real_fine_tune(settings_env: Path, trained_model_d
     artifacts = settings_env / "artifacts"
     (artifacts / "splits").mkdir(parents=True)
     val.to_csv(artifacts / "splits" / "val.csv", index=False)
+    shutil.copy(trained_model_dir.parent / "artifacts" / "splits" / "train.csv", artifacts / "splits" / "train.csv")
     test.to_csv(artifacts / "splits" / "test.csv", index=False)
     test.assign(text=test["text"].str.upper() + "!!").to_csv(artifacts / "splits" / "test_noisy.csv", index=False)
     training = json.loads((trained_model_dir / "training_config.json").read_text())

@@ -14,7 +14,7 @@ import pytest
 import config
 import retrain as retrain_cli
 from conftest import PROJECT_ROOT, TRAINED_LABELS
-from intent_pipeline import db, holdout
+from intent_pipeline import db, holdout, ood
 from intent_pipeline import retrain as rt
 from intent_pipeline.cli import run_cli
 from intent_pipeline.pii_digests import PiiDigests
@@ -164,8 +164,8 @@ def test_frozen_split_keeps_test_exact_and_near_duplicates_out() -> None:
 
 
 def test_offtopic_set_is_optional_and_checked(tmp_path: Path) -> None:
-    assert rt.read_offtopic(tmp_path / "absent.csv") is None
+    assert ood.read_offtopic(tmp_path / "absent.csv") is None
     bad = tmp_path / "bad.csv"
     bad.write_text("message\nhello\n")
     with pytest.raises(Exception, match="needs a `text` column"):
-        rt.read_offtopic(bad)
+        ood.read_offtopic(bad)

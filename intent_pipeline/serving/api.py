@@ -1,7 +1,8 @@
 """The prediction API (FastAPI): routes, validation, micro-batched scoring, backpressure, logging.
 
 POST /predict {"text": ...} or {"texts": [...]} (+ "top_k") -> per message the intent, confidence,
-top-k, fallback flag and the PII-masked text. Requests are queued and scored in micro-batches by
+top-k, fallback flag and reason ("unsure" / "out_of_scope"), out-of-scope score and the PII-masked
+text. Requests are queued and scored in micro-batches by
 one worker thread (`batcher.MicroBatcher`); a full queue answers 503 + Retry-After at once, a
 request that waits longer than REQUEST_TIMEOUT_S answers 504. GET /health: the process is alive;
 GET /ready: the model is loaded and the queue is below its high-water mark (503 otherwise);
@@ -59,6 +60,12 @@ class PredictionOut(BaseModel):
     top_intent: str
     confidence: float
     is_fallback: bool
+    fallback_reason: str | None = Field(None, description=(
+        'why the fallback label answered: "unsure" (low confidence, or the top two intents too close) or '
+        '"out_of_scope" (off-topic for this model); null when the intent is answered'))
+    oos_score: float | None = Field(None, description=(
+        "out-of-scope score (distance from every intent; higher is more off-topic); null for models without "
+        "an out-of-scope detector"))
     top_k: list[TopK]
 
 

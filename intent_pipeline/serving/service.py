@@ -58,6 +58,9 @@ class LoadedModel:
                 "backend_reason": clf.backend_reason, "labels": clf.labels, "loaded_at": self.loaded_at,
                 "fallback": {"threshold": clf.fallback.threshold, "margin": clf.fallback.margin,
                              "label": clf.fallback.label},
+                # None: a release from before out-of-scope detection (only the confidence rule applies)
+                "out_of_scope": None if clf.detector is None else {
+                    "threshold": clf.detector.threshold, "known_off_topic_labels": list(clf.detector.oos_labels)},
                 "metrics": self.metrics}
 
 

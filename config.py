@@ -274,7 +274,7 @@ def get_settings() -> Settings:
         seed=int(_env_number("SEED", 42)),
         epochs=_epochs(),
         max_epochs=int(_at_least("MAX_EPOCHS", _env_number("MAX_EPOCHS", 20), 1)),
-        examples_per_intent=int(_at_least("EXAMPLES_PER_INTENT", _env_number("EXAMPLES_PER_INTENT", 1750), 1)),
+        examples_per_intent=int(_at_least("EXAMPLES_PER_INTENT", _env_number("EXAMPLES_PER_INTENT", 1600), 1)),
         batch_size=int(_env_number("BATCH_SIZE", 32)),
         learning_rate=float(_env_number("LEARNING_RATE", 1e-4, float)),
         weight_decay=float(_env_number("WEIGHT_DECAY", 0.01, float)),

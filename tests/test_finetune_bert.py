@@ -116,12 +116,14 @@ def test_optimiser_and_early_stopping_knobs_come_from_settings(
 def test_auto_epochs_scale_with_rows_per_intent() -> None:
     from intent_pipeline.recipe import MIN_EPOCHS, plan_epochs
 
-    seed_like = plan_epochs(25_800, 15, None, 0, examples_per_intent=1750, max_epochs=20)
-    banking_like = plan_epochs(9_002, 77, None, 0, examples_per_intent=1750, max_epochs=20)
-    tiny = plan_epochs(100, 50, None, 0, examples_per_intent=1750, max_epochs=20)
-    assert seed_like.epochs == MIN_EPOCHS and banking_like.epochs == 15 and tiny.epochs == 20
-    assert (seed_like.patience, banking_like.patience, tiny.patience) == (2, 5, 7)
-    fixed = plan_epochs(9_002, 77, 3.0, 1, examples_per_intent=1750, max_epochs=20)
+    # training rows as stage 3 writes them (augmented copies included): the seed, BANKING77 with and without
+    seed_like = plan_epochs(12_487, 15, None, 0, examples_per_intent=1600, max_epochs=20)
+    banking_like = plan_epochs(13_503, 77, None, 0, examples_per_intent=1600, max_epochs=20)
+    banking_plain = plan_epochs(9_002, 77, None, 0, examples_per_intent=1600, max_epochs=20)
+    tiny = plan_epochs(100, 50, None, 0, examples_per_intent=1600, max_epochs=20)
+    assert (seed_like.epochs, banking_like.epochs, banking_plain.epochs, tiny.epochs) == (MIN_EPOCHS, 10, 14, 20)
+    assert (seed_like.patience, banking_like.patience, banking_plain.patience, tiny.patience) == (2, 4, 5, 7)
+    fixed = plan_epochs(9_002, 77, 3.0, 1, examples_per_intent=1600, max_epochs=20)
     assert (fixed.epochs, fixed.patience, fixed.reason) == (3.0, 1, "EPOCHS/--epochs")
 
 

@@ -9,6 +9,7 @@ it ("im sarah here", "for john asap").
 from __future__ import annotations
 
 import functools
+import unicodedata
 from pathlib import Path
 
 _DATA = Path(__file__).resolve().parent / "data"
@@ -32,7 +33,8 @@ CHAT_WORDS = frozenset(
     jul aug sep sept oct nov dec christmas xmas easter halloween thanksgiving weekend weekday tonight
     info infos details settings prefs preferences pic pics photo avatar acct acc pw pwd msg msgs dm dms
     laptop laptops desktop desktops smartwatch earbuds
-    promo promos promocode coupon coupons voucher vouchers giftcard ecommerce wishlist preorder restock""".split()
+    promo promos promocode coupon coupons voucher vouchers giftcard ecommerce wishlist preorder restock
+    cafe""".split()
 )
 
 # Words that follow a name in chat without belonging to it.
@@ -113,8 +115,11 @@ _PREFIXES = ("re", "un", "pre", "mis", "dis", "over", "out", "non", "co", "de", 
 
 
 def is_common(word: str) -> bool:
-    """A common English word, or an inflection of one ("compensations", "tracked")."""
+    """A common English word, or an inflection of one ("compensations", "tracked"), accents aside
+    ("naïve", "café"): the word list is unaccented, and chat accents words freely."""
     word = word.lower().strip("'’")
+    if not word.isascii():
+        word = fold_accents(word)
     words = common_words()
     if word in words:
         return True
@@ -124,6 +129,19 @@ def is_common(word: str) -> bool:
     # "rewatching", "unsubscribed", "preorders": a prefix on a common word
     return any(word.startswith(prefix) and len(word) - len(prefix) >= 4 and is_common(word[len(prefix):])
                for prefix in _PREFIXES)
+
+
+def fold_accents(word: str) -> str:
+    """`word` without its accents ("naïve" -> "naive", "café" -> "cafe"): the word list has no accents."""
+    return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+
+
+@functools.lru_cache(maxsize=1 << 16)  # the same chat words come back in every message
+def is_ordinary_word(word: str) -> bool:
+    """A stop word or a common word, accents aside ("has", "naïve", "CAFÉ"): common_words.txt leaves
+    most stop words out, so `is_common` alone calls "has" a rare word."""
+    low = word.lower().strip("'’")
+    return low in stop_words() or is_common(low)
 
 
 @functools.lru_cache(maxsize=1 << 16)  # the same chat words come back in every message

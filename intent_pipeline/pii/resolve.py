@@ -20,7 +20,6 @@ from intent_pipeline.pii.recognizers.person_cue import NOT_NAME_WORDS, extend_na
 from intent_pipeline.pii.registry import NER_ENTITIES
 from intent_pipeline.pii.words import (
     CHAT_WORDS,
-    fold_accents,
     foreign_stop_words,
     is_common,
     is_frequent_or_typo,
@@ -133,25 +132,26 @@ def _no_name_piece(text: str, words: list, entity_type: str, fragment: bool, spl
     values = [w.group() for w in words]
     if not all(is_ordinary_word(w) for w in values) or not _capitals_say_nothing(text, words, split_at_capital):
         return False
-    if any(fold_accents(w.lower()) in NOT_PII_WORDS for w in values):
+    if any(w.lower() in NOT_PII_WORDS for w in values):
         return True  # a support word makes it a product or request, cue or not ("Hello Café Order")
     if follows_cue(text, start):
         return False
     if entity_type != "PERSON":
-        return all(_noise_word(fold_accents(w)) for w in values)
+        return all(_noise_word(w) for w in values)
     # Several ordinary words stay a possible name ("WILL SMITH") unless cut from a sentence.
     return len(values) == 1 or fragment
 
 
 def name_pieces(text: str, start: int, end: int, entity_type: str = "PERSON") -> list[tuple[int, int]]:
-    """What remains of a statistical (spaCy) name or place span: nothing where it has no letters (an
-    emoji) or no name; cut at function words no name contains (NEVER_IN_NAME), each piece judged on
+    """What remains of a statistical (spaCy) name or place span: nothing where it is an emoji or
+    punctuation, or no name; cut at function words no name contains (NEVER_IN_NAME), each piece judged on
     its own, so "Hi John, my package" keeps "John" and "When Will My Order Ship" loses every word."""
     words = list(_SPAN_WORD.finditer(text, start, end))
     if not words:
-        return []
+        # no letter: an emoji or punctuation is no name, but digits stay masked ("18/01/1946")
+        return [(start, end)] if any(c.isdigit() for c in text[start:end]) else []
     never = NEVER_IN_PERSON if entity_type == "PERSON" else NEVER_IN_NAME
-    cut = [fold_accents(w.group().lower()) in never for w in words]
+    cut = [w.group().lower() in never for w in words]
     if not any(cut):
         return [] if _no_name_piece(text, words, entity_type, False, False) else [(start, end)]
     split_at_capital = any(c and w.group()[:1].isupper() for c, w in zip(cut, words))

@@ -7,6 +7,7 @@ running they are skipped on a developer's machine but FAIL in CI (CI=true): neve
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ import sqlalchemy as sa
 import config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Test-data generators the benchmarks share (benchmarks/varied_text.py) are imported from there, not copied.
+sys.path.insert(0, str(PROJECT_ROOT / "benchmarks"))
 MARIADB_SERVER_URL = os.environ.get("MARIADB_TEST_URL", "mysql+pymysql://root@127.0.0.1:3306")
 
 # Nothing may reach a hub at test time.

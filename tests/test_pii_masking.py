@@ -308,3 +308,62 @@ def test_default_id_rule_is_a_setting(masker) -> None:
     assert masked(masker, text) == "my loyalty card says [ID] and [ID]"
     plain = get_masker(masker.spacy_model, mask_unknown_ids=False)
     assert plain.mask(text).text == text
+
+
+# PII-free requests in the forms chat arrives in; spaCy's small model took a run of their words (or an
+# emoji) for a name, and a batch then spread it to every plain copy ("my package has not arrived").
+VARIED_FORM_REQUESTS = [
+    "Urgent: When Will My Order Ship?!",
+    "-- Hey!! When Will The Refund Reach My Card... --",
+    "🤔 hey naïve question",
+    "HI, CAFÉ ORDER WAS WRONG AND I WANT A REFUND THANKS!",
+    "'Hey!! Café Order Was Wrong And I Want A Refund.'",
+    "My Package Has Not Arrived Yet",
+    "...URGENT: MY PACKAGE HAS NOT ARRIVED YET......",
+    "🤔 URgeNT: WHEn WIlL MY OrDEr sHIp?!",
+    "Naïve Question: Where Is My Résumé Order Please",
+]
+
+
+@pytest.mark.parametrize("text", VARIED_FORM_REQUESTS)
+def test_title_case_caps_emoji_and_accents_are_not_names(masker, text: str) -> None:
+    assert masked(masker, text) == clean_text(text)
+
+
+def test_varied_forms_do_not_spread_through_a_batch(masker) -> None:
+    texts = [clean_text(t) for t in [*VARIED_FORM_REQUESTS, "my package has not arrived yet", "when will my order ship"]]
+    assert [r.text for r in masker.mask_batch(texts)] == texts
+
+
+@pytest.mark.parametrize("text,names", [
+    ("Hi John, my package has not arrived", ["John"]),
+    ("This Is Sarah Connolly From Leeds", ["Sarah", "Connolly"]),
+    ("THIS IS SARAH CONNOLLY FROM LEEDS", ["SARAH", "CONNOLLY", "LEEDS"]),
+    ("Hi Mark, My Order Is Late", ["Mark"]),  # a common word after a cue is a name
+    ("MY NAME IS MARK JOHNSON", ["MARK", "JOHNSON"]),
+    ("My Name Is Will Smith And My Order Is Late", ["Will", "Smith"]),
+    ("Please Ask Mark Johnson To Call Me", ["Mark", "Johnson"]),
+    ("Grace Hopper ordered it", ["Grace", "Hopper"]),
+    ("add it to the invoice, company contact Thérèse Descamps", ["Thérèse", "Descamps"]),  # accents stay rare
+    ("I Live In Bath And My Parcel Is Lost", ["Bath"]),
+])
+def test_names_in_title_case_and_caps_are_still_masked(masker, text: str, names: list[str]) -> None:
+    out = masked(masker, text)
+    for name in names:
+        assert not re.search(rf"\b{name}\b", out), out
+    # ... also where a batch holds the same request without the name
+    batch = masker.mask_batch([clean_text(text), "my package has not arrived yet"])
+    assert batch[0].text == out and batch[1].text == "my package has not arrived yet"
+
+
+def test_statistical_spans_are_cut_at_function_words() -> None:
+    from intent_pipeline.pii.resolve import name_pieces
+
+    text = "Urgent: When Will My Order Ship"
+    assert name_pieces(text, text.index("Will"), len(text)) == []
+    text = "Hi John My Order"
+    assert name_pieces(text, 0, len(text)) == [(3, 7)]  # "John"; "Hi" and "Order" are no name
+    assert name_pieces("📦 ok", 0, 1) == []  # no letter, no name
+    assert name_pieces("dob 18/01/1946", 4, 14) == [(4, 14)]  # ... but digits stay masked
+    text = "the parcel goes to The Hague"
+    assert name_pieces(text, text.index("The"), len(text), "LOCATION") == [(text.index("The"), len(text))]

@@ -28,7 +28,7 @@ from intent_pipeline.pii.analyzer import LANGUAGE, artifacts_for, build_analyzer
 from intent_pipeline.pii.registry import NER_ENTITIES, NER_LABELS, PLACEHOLDERS, entries
 from intent_pipeline.pii.addresses import complete_addresses
 from intent_pipeline.pii.resolve import PiiEntity, apply_placeholders, resolve_overlaps, widen_names
-from intent_pipeline.pii.words import foreign_stop_words, is_common
+from intent_pipeline.pii.words import foreign_stop_words, is_ordinary_word
 from intent_pipeline.text import clean_text
 
 # Presidio's pattern scores: phone matches start at 0.4, spaCy entities 0.85, validated cards and
@@ -154,14 +154,14 @@ class PiiMasker:
 def mask_repeated_names(texts: Sequence[str], results: list[MaskResult]) -> list[MaskResult]:
     """Mask every other occurrence of a name or place found anywhere in the batch.
 
-    Values made only of common words are left out: a lower-case cue name that happens to be a word
-    must not spread through the batch.
+    Values made only of common or stop words are left out: a lower-case cue name that happens to be a
+    word must not spread through the batch.
     """
     found = {}
     for text, result in zip(texts, results):
         for e in result.entities:
             value = text[e.start : e.end]
-            if e.entity_type in NER_ENTITIES and not all(is_common(w) for w in value.split()):
+            if e.entity_type in NER_ENTITIES and not all(is_ordinary_word(w) for w in value.split()):
                 found[value.lower()] = e.entity_type
     if not found:
         return results

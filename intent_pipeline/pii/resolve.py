@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import regex
 
-from intent_pipeline.pii.recognizers.person_cue import NOT_NAME_WORDS, extend_name, is_title_case
+from intent_pipeline.pii.recognizers.person_cue import NOT_NAME_WORDS, extend_name, follows_cue, is_title_case
 from intent_pipeline.pii.registry import NER_ENTITIES
 from intent_pipeline.pii.words import (
     CHAT_WORDS,
@@ -24,6 +24,7 @@ from intent_pipeline.pii.words import (
     is_common,
     is_frequent_or_typo,
     is_gibberish,
+    is_ordinary_word,
     stop_words,
 )
 
@@ -34,6 +35,18 @@ NOT_PII_WORDS = frozenset(
     account newsletter support customer service delivery shipping payment paypal visa mastercard
     amazon apple google delete switch""".split()
 )
+# Function words that never stand inside a personal name or a place name. spaCy's small model runs a
+# name over them in Title-Case and ALL-CAPS chat ("When [Will My Order Ship]", "[MY PACKAGE HAS NOT
+# ARRIVED]"), so a statistical span is cut at them. Left out on purpose: name and town particles (van, de,
+# la, al, bin, of, upon, on, in, and) and words that are also first names (will, may, mark, grace, joy).
+NEVER_IN_NAME = frozenset(
+    """i me my mine you your yours we us our ours they them their it its this that these those a an
+    is are was were am be been being has have had having do does did not no cannot can could would should
+    when where what why how which who whom whose please pls plz thanks thank hi hello hey
+    to for from with about into at by than then there here if or but so as yet just also very""".split()
+)
+# ... and words that start a place name ("The Hague") but never stand inside a person's name.
+NEVER_IN_PERSON = NEVER_IN_NAME | {"the"}
 _CAP_WORD_BEFORE = regex.compile(r"(?<![\w'])((?:[A-Z]'[A-Z][a-z]+|[A-Z][a-z]+))\s+$")
 
 
@@ -95,6 +108,75 @@ def is_statistical_false_positive(text: str, start: int, end: int, entity_type: 
     return foreign >= 2 and foreign > sum(w in stop_words() for w in message)
 
 
+def _capitals_say_nothing(text: str, words: list, split_at_capital: bool) -> bool:
+    """Whether the capitals of these words carry no sign of a name: they are ALL CAPS or oddly cased
+    ("WiLL"), the message is written in Title Case (a capitalised function word was cut away, or most
+    other words are capitalised), or the first word opens the message."""
+    start, end = words[0].start(), words[-1].end()
+    if split_at_capital or is_title_case(text, start, end):
+        return True
+    if not any(c.isalpha() for c in text[:start]):
+        return True  # a sentence's first word is capitalised whatever it is
+    return all(not (w.group()[:1].isupper() and w.group()[1:].islower()) for w in words)
+
+
+def _no_name_piece(text: str, words: list, entity_type: str, fragment: bool, split_at_capital: bool) -> bool:
+    """A piece of a statistical span that is no name: noise (`is_statistical_false_positive`), or only
+    ordinary words whose capitals say nothing: one word ("Order", "CAFÉ"), several with a support word
+    ("Café Order"), or several in a span that was cut at function words ("Order Ship" in "Will My Order
+    Ship"). A place keeps a lone word the
+    frequency list ranks as rare ("Leeds"), and a word right after a person cue stays ("Hi Mark")."""
+    start, end = words[0].start(), words[-1].end()
+    if is_statistical_false_positive(text, start, end, entity_type):
+        return True
+    values = [w.group() for w in words]
+    if not all(is_ordinary_word(w) for w in values) or not _capitals_say_nothing(text, words, split_at_capital):
+        return False
+    if any(w.lower() in NOT_PII_WORDS for w in values):
+        return True  # a support word makes it a product or request, cue or not ("Hello Café Order")
+    if follows_cue(text, start):
+        return False
+    if entity_type != "PERSON":
+        return all(_noise_word(w) for w in values)
+    # Several ordinary words stay a possible name ("WILL SMITH") unless cut from a sentence.
+    return len(values) == 1 or fragment
+
+
+def name_pieces(text: str, start: int, end: int, entity_type: str = "PERSON") -> list[tuple[int, int]]:
+    """What remains of a statistical (spaCy) name or place span: nothing where it is an emoji or
+    punctuation, or no name; cut at function words no name contains (NEVER_IN_NAME), each piece judged on
+    its own, so "Hi John, my package" keeps "John" and "When Will My Order Ship" loses every word."""
+    words = list(_SPAN_WORD.finditer(text, start, end))
+    if not words:
+        # no letter: an emoji or punctuation is no name, but digits stay masked ("18/01/1946")
+        return [(start, end)] if any(c.isdigit() for c in text[start:end]) else []
+    never = NEVER_IN_PERSON if entity_type == "PERSON" else NEVER_IN_NAME
+    cut = [w.group().lower() in never for w in words]
+    if not any(cut):
+        return [] if _no_name_piece(text, words, entity_type, False, False) else [(start, end)]
+    split_at_capital = any(c and w.group()[:1].isupper() for c, w in zip(cut, words))
+    pieces, run = [], []
+    for word, is_cut in [*zip(words, cut), (None, True)]:
+        if not is_cut:
+            run.append(word)
+        elif run:
+            if not _no_name_piece(text, run, entity_type, True, split_at_capital):
+                pieces.append((run[0].start(), run[-1].end()))
+            run = []
+    return pieces
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """A piece of a statistical span, standing in for Presidio's result in `resolve_overlaps`."""
+
+    entity_type: str
+    start: int
+    end: int
+    score: float
+    recognition_metadata: dict
+
+
 def resolve_overlaps(results: Iterable, text: str, tiers: Mapping[str, int], default_tier: int = 1,
                      statistical: frozenset[str] = frozenset()) -> list[PiiEntity]:
     """Non-overlapping spans from Presidio `RecognizerResult`s (or `PiiEntity`s), in text order;
@@ -106,11 +188,17 @@ def resolve_overlaps(results: Iterable, text: str, tiers: Mapping[str, int], def
     def tier(r) -> int:
         return tiers.get(name(r), default_tier)
 
+    candidates = []
+    for r in results:
+        if name(r) in statistical and r.entity_type in NER_ENTITIES:
+            meta = getattr(r, "recognition_metadata", None) or {}
+            candidates += [_Piece(r.entity_type, s, e, r.score, meta)
+                           for s, e in name_pieces(text, r.start, r.end, r.entity_type)]
+        else:
+            candidates.append(r)
     chosen: list[PiiEntity] = []
-    for r in sorted(results, key=lambda r: (tier(r), -(r.end - r.start), -r.score, r.start)):
+    for r in sorted(candidates, key=lambda r: (tier(r), -(r.end - r.start), -r.score, r.start)):
         if r.entity_type in NER_ENTITIES and is_ner_false_positive(text[r.start : r.end]):
-            continue
-        if name(r) in statistical and is_statistical_false_positive(text, r.start, r.end, r.entity_type):
             continue
         overlapping = [i for i, c in enumerate(chosen) if r.start < c.end and c.start < r.end]
         if not overlapping:

@@ -9,6 +9,7 @@ it ("im sarah here", "for john asap").
 from __future__ import annotations
 
 import functools
+import unicodedata
 from pathlib import Path
 
 _DATA = Path(__file__).resolve().parent / "data"
@@ -32,7 +33,8 @@ CHAT_WORDS = frozenset(
     jul aug sep sept oct nov dec christmas xmas easter halloween thanksgiving weekend weekday tonight
     info infos details settings prefs preferences pic pics photo avatar acct acc pw pwd msg msgs dm dms
     laptop laptops desktop desktops smartwatch earbuds
-    promo promos promocode coupon coupons voucher vouchers giftcard ecommerce wishlist preorder restock""".split()
+    promo promos promocode coupon coupons voucher vouchers giftcard ecommerce wishlist preorder restock
+    cafe""".split()
 )
 
 # Words that follow a name in chat without belonging to it.
@@ -112,18 +114,43 @@ _SUFFIXES = (("ies", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing
 _PREFIXES = ("re", "un", "pre", "mis", "dis", "over", "out", "non", "co", "de", "sub", "super")
 
 
+# An accented spelling is a common word when, without its accents, it is among this many most frequent
+# words ("naïve", "résumé", "ÁCCOUNT"): rarer listed words are often names ("Thérèse", "Müller").
+FOLDED_MAX_RANK = 12000
+
+
+def fold_accents(word: str) -> str:
+    """`word` without its accents ("naïve" -> "naive"): the word list is unaccented, chat is not."""
+    return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+
+
+def _in_or_inflected(word: str, words: frozenset[str], min_stem: int) -> bool:
+    return word in words or any(
+        word.endswith(suffix) and len(word) - len(suffix) >= min_stem and word[: -len(suffix)] + replacement in words
+        for suffix, replacement in _SUFFIXES)
+
+
 def is_common(word: str) -> bool:
-    """A common English word, or an inflection of one ("compensations", "tracked")."""
+    """A common English word, or an inflection of one ("compensations", "tracked"), or a frequent one
+    with accents ("naïve", "résumé")."""
     word = word.lower().strip("'’")
-    words = common_words()
-    if word in words:
+    if _in_or_inflected(word, common_words(), 4):
         return True
-    if any(word.endswith(suffix) and len(word) - len(suffix) >= 4 and word[: -len(suffix)] + replacement in words
-           for suffix, replacement in _SUFFIXES):
-        return True
+    if not word.isascii():
+        folded = fold_accents(word)
+        if folded != word and (folded in CHAT_WORDS or _in_or_inflected(folded, _frequent(FOLDED_MAX_RANK), 4)):
+            return True
     # "rewatching", "unsubscribed", "preorders": a prefix on a common word
     return any(word.startswith(prefix) and len(word) - len(prefix) >= 4 and is_common(word[len(prefix):])
                for prefix in _PREFIXES)
+
+
+@functools.lru_cache(maxsize=1 << 16)  # the same chat words come back in every message
+def is_ordinary_word(word: str) -> bool:
+    """A stop word or a common word, accents aside ("has", "naïve", "CAFÉ"): common_words.txt leaves
+    most stop words out, so `is_common` alone calls "has" a rare word."""
+    low = word.lower().strip("'’")
+    return low in stop_words() or is_common(low)
 
 
 @functools.lru_cache(maxsize=1 << 16)  # the same chat words come back in every message
@@ -133,10 +160,7 @@ def is_frequent_or_typo(word: str, max_rank: int) -> bool:
     sentence is made of."""
     word = word.lower().strip("'’")
     frequent = _frequent(max_rank)
-    if word in frequent or word in CHAT_WORDS:
-        return True
-    if any(word.endswith(suffix) and len(word) - len(suffix) >= 3 and word[: -len(suffix)] + replacement in frequent
-           for suffix, replacement in _SUFFIXES):
+    if word in CHAT_WORDS or _in_or_inflected(word, frequent, 3):
         return True
     if len(word) < 5:
         return False  # short words are one letter away from too many others ("elis", "bath")

@@ -201,3 +201,15 @@ class PersonCueRecognizer(EntityRecognizer):
                     and not is_title_case(text, ent.start_char, ent.end_char)):
                 spans.setdefault((ent.start_char, ent.end_char), self.score)
         return [RecognizerResult(self.supported_entities[0], s, e, score) for (s, e), score in spans.items()]
+
+
+# A cue with its own word right before a capitalised word: "Hi Mark", "My Name Is Will". The class's
+# default lists, less the capitalised-only cues ("to", "with"), which Title-Case chat is full of.
+_CUE_BEFORE = regex.compile(
+    cue_regex(PersonCueRecognizer.TITLE_CONTEXT + PersonCueRecognizer.STRONG_CONTEXT + PersonCueRecognizer.CONTEXT,
+              typos=False) + r"\.?[\s,:]*$", regex.IGNORECASE)
+
+
+def follows_cue(text: str, start: int) -> bool:
+    """Whether a person cue ends right before `start` ("Hi Will": a common word is then a name)."""
+    return bool(_CUE_BEFORE.search(text[max(0, start - 40) : start]))

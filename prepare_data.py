@@ -70,7 +70,7 @@ def parse_args(argv: Sequence[str] | None, settings: config.Settings) -> argpars
     parser.add_argument("--no-augment", dest="augment", action="store_false", default=settings.augment,
                         help="keep the training split clean, no chat-noise rewriting (default: AUGMENT)")
     parser.add_argument("--augment-fraction", type=float, default=settings.augment_fraction,
-                        help="share of training rows rewritten with chat-style noise (default: AUGMENT_FRACTION)")
+                        help="share of training rows that get an added chat-style noisy copy (default: AUGMENT_FRACTION)")
     parser.add_argument("--no-feedback", dest="feedback", action="store_false", default=True,
                         help="ignore the `feedback` table; by default corrections approved in the dashboard's "
                              "Review view are added to the training split only (pending and rejected ones never)")
@@ -185,18 +185,19 @@ def cap_per_group(train: pd.DataFrame, cap: int, seed: int) -> pd.DataFrame:
 
 
 def augment_train(train: pd.DataFrame, fraction: float, seed: int) -> pd.DataFrame:
-    """Rewrite a seeded `fraction` of the training rows with chat-style noise (labels and groups kept).
+    """Add a chat-style noisy copy of a seeded `fraction` of the training rows (labels and groups kept).
 
-    Replacing rather than adding keeps the epoch length (CPU time) unchanged; the clean wording of
-    a noisy row is usually still present through its near-duplicates in the same group.
+    Copies are added, not swapped in: on data with a hundred rows per intent every clean example
+    counts (rewriting half of BANKING77's rows in place cost accuracy on its clean test set). Stage 4
+    budgets epochs by training examples, so the copies do not lengthen training much.
     """
     train = train.reset_index(drop=True)
     copies = noisy_copies(train["text"].tolist(), seed, fraction)
-    if copies:
-        index, texts = zip(*copies)
-        train.loc[list(index), "text"] = list(texts)
-        train.loc[list(index), "augmented"] = True
-    return train
+    if not copies:
+        return train
+    index, texts = zip(*copies)
+    noisy = train.loc[list(index)].assign(text=list(texts), augmented=True)
+    return pd.concat([train, noisy], ignore_index=True)
 
 
 def noisy_test(test: pd.DataFrame, seed: int) -> pd.DataFrame:

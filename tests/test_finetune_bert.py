@@ -117,8 +117,8 @@ def test_auto_epochs_scale_with_rows_per_intent() -> None:
     from intent_pipeline.recipe import MIN_EPOCHS, plan_epochs
 
     # training rows as stage 3 writes them (augmented copies included): the seed, BANKING77 with and without
-    seed_like = plan_epochs(12_487, 15, None, 0, examples_per_intent=1600, max_epochs=20)
-    banking_like = plan_epochs(13_503, 77, None, 0, examples_per_intent=1600, max_epochs=20)
+    seed_like = plan_epochs(18_731, 15, None, 0, examples_per_intent=1600, max_epochs=20)
+    banking_like = plan_epochs(12_773, 77, None, 0, examples_per_intent=1600, max_epochs=20)
     banking_plain = plan_epochs(9_002, 77, None, 0, examples_per_intent=1600, max_epochs=20)
     tiny = plan_epochs(100, 50, None, 0, examples_per_intent=1600, max_epochs=20)
     assert (seed_like.epochs, banking_like.epochs, banking_plain.epochs, tiny.epochs) == (MIN_EPOCHS, 10, 14, 20)

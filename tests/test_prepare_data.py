@@ -137,7 +137,7 @@ def test_augmentation_touches_only_train(settings_env: Path) -> None:
     splits = read_splits(artifacts)
     assert set(splits["val"]["text"]) <= originals and set(splits["test"]["text"]) <= originals
     rewritten = ~splits["train"]["text"].isin(originals)
-    assert 0.4 < rewritten.mean() < 0.6
+    assert 0.25 < rewritten.mean() < 0.4  # a noisy copy of about half the rows, added beside them
     noisy, test = splits["test_noisy"], splits["test"]
     assert (noisy["label"] == test["label"]).all() and (noisy["group_id"] == test["group_id"]).all()
     assert (noisy["text"] != test["text"]).all()

@@ -367,3 +367,22 @@ def test_statistical_spans_are_cut_at_function_words() -> None:
     assert name_pieces("dob 18/01/1946", 4, 14) == [(4, 14)]  # ... but digits stay masked
     text = "the parcel goes to The Hague"
     assert name_pieces(text, text.index("The"), len(text), "LOCATION") == [(text.index("The"), len(text))]
+
+
+@pytest.mark.parametrize("text, name", [
+    ("WILL SMITH CALLED ABOUT ORDER", "WILL SMITH"),
+    ("HI, THIS IS WILL SMITH, MY ORDER IS LATE", "WILL SMITH"),
+    ("I SPOKE TO MARK JOHNSON ABOUT MY REFUND", "MARK JOHNSON"),
+    ("HOW DO I DOWNLOAD MY BILLS FROM FRANK ANDERSON?", "FRANK ANDERSON"),
+])
+def test_names_in_an_all_caps_message_are_masked(masker, text: str, name: str) -> None:
+    masked = masker.mask(text).text
+    assert name not in masked and "[PERSON]" in masked
+
+
+@pytest.mark.parametrize("text", [
+    "WHERE IS MY ORDER", "I WANT A REFUND FOR MY BROKEN HEADPHONES", "CAN I TALK TO A REAL PERSON PLEASE",
+    "HOW DO I CANCEL MY PREMIUM PLAN", "WHAT IS 2 PLUS 2?",
+])
+def test_an_all_caps_message_without_pii_is_left_alone(masker, text: str) -> None:
+    assert masker.mask(text).text == text

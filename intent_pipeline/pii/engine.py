@@ -77,8 +77,9 @@ class PiiMasker:
                 wanted.update(dict.fromkeys(entity_types))
         return list(wanted)
 
-    def _mask_doc(self, doc) -> MaskResult:
-        text = doc.text
+    def _mask_doc(self, doc, text: str | None = None) -> MaskResult:
+        """Mask `text` (default: the doc's own), whose NER ran on `doc` (same length: see ner_view)."""
+        text = doc.text if text is None else text
         if not text:
             return MaskResult(text)
         wanted = self._wanted(text, any(e.label_ in NER_LABELS for e in doc.ents))
@@ -98,8 +99,8 @@ class PiiMasker:
     def _mask_serial(self, texts: Sequence[str], progress: tqdm | None = None) -> list[MaskResult]:
         out = []
         nlp = self.analyzer.nlp_engine.nlp[LANGUAGE]
-        for doc in nlp.pipe(texts, batch_size=BATCH_SIZE):
-            out.append(self._mask_doc(doc))
+        for text, doc in zip(texts, nlp.pipe((ner_view(t) for t in texts), batch_size=BATCH_SIZE)):
+            out.append(self._mask_doc(doc, text))
             if progress is not None:
                 progress.update(1)
         return out
@@ -149,6 +150,20 @@ class PiiMasker:
                 out.extend(result)
                 bar.update(len(result))
         return out
+
+
+def ner_view(text: str) -> str:
+    """What spaCy reads: an ALL-CAPS message in Title Case, else the message itself.
+
+    The small model finds no names in capitals ("I SPOKE TO MARK JOHNSON") but does once they are
+    cased as names usually are; the offsets stay valid because only the case changes (a message
+    whose length would change, e.g. with "ß", is read as it is).
+    """
+    letters = [c for c in text if c.isalpha()]
+    if len(letters) < 4 or sum(c.isupper() for c in letters) < 0.8 * len(letters):
+        return text
+    cased = text.title()
+    return cased if len(cased) == len(text) else text
 
 
 def mask_repeated_names(texts: Sequence[str], results: list[MaskResult]) -> list[MaskResult]:

@@ -99,7 +99,13 @@ class PiiMasker:
     def _mask_serial(self, texts: Sequence[str], progress: tqdm | None = None) -> list[MaskResult]:
         out = []
         nlp = self.analyzer.nlp_engine.nlp[LANGUAGE]
-        for text, doc in zip(texts, nlp.pipe((ner_view(t) for t in texts), batch_size=BATCH_SIZE)):
+        views = [ner_view(t) for t in texts]
+        as_typed = {t: doc for t, doc in zip(
+            (t for t, v in zip(texts, views) if v != t),
+            nlp.pipe((t for t, v in zip(texts, views) if v != t), batch_size=BATCH_SIZE))}
+        for text, doc in zip(texts, nlp.pipe(views, batch_size=BATCH_SIZE)):
+            if text in as_typed:
+                add_entities(doc, as_typed[text])
             out.append(self._mask_doc(doc, text))
             if progress is not None:
                 progress.update(1)
@@ -153,7 +159,7 @@ class PiiMasker:
 
 
 def ner_view(text: str) -> str:
-    """What spaCy reads: an ALL-CAPS message in Title Case, else the message itself.
+    """What spaCy reads first: an ALL-CAPS message in Title Case, else the message itself.
 
     The small model finds no names in capitals ("I SPOKE TO MARK JOHNSON") but does once they are
     cased as names usually are; the offsets stay valid because only the case changes (a message
@@ -164,6 +170,18 @@ def ner_view(text: str) -> str:
         return text
     cased = text.title()
     return cased if len(cased) == len(text) else text
+
+
+def add_entities(doc, other) -> None:
+    """Add `other`'s entities (same text, other casing) to `doc` where they overlap none of its own.
+
+    An ALL-CAPS message is read twice: in Title Case spaCy finds the names, as typed it sometimes
+    finds a place ("FROM LEEDS") that Title Case hides.
+    """
+    from spacy.util import filter_spans
+
+    extra = [doc.char_span(e.start_char, e.end_char, label=e.label_) for e in other.ents]
+    doc.ents = filter_spans(list(doc.ents) + [span for span in extra if span is not None])
 
 
 def mask_repeated_names(texts: Sequence[str], results: list[MaskResult]) -> list[MaskResult]:

@@ -174,7 +174,7 @@ def out_of_scope(classifier: IntentClassifier, scored: dict[str, Scored], rule: 
         off = scored["off_topic"]
         domains = off.frame["domain"].tolist() if "domain" in off.frame.columns else None
         report["off_topic"] = oe.offtopic_report(off.outputs(labels), labels, rule, oos_labels, detector, domains,
-                                                 str(settings.offtopic_eval_file))
+                                                 settings.offtopic_eval_file.name)  # no local path in a public release
     return detector, report
 
 

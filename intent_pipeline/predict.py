@@ -75,7 +75,8 @@ class Prediction:
         Built field by field: dataclasses.asdict deep-copies every value, on the API's hot path."""
         return {"text": self.text, "intent": self.intent, "top_intent": self.top_intent,
                 "confidence": self.confidence, "is_fallback": self.is_fallback,
-                "top_k": [{"intent": label, "confidence": score} for label, score in self.top_k[:top_k]]}
+                "top_k": [{"intent": label, "confidence": score} for label, score in self.top_k[:top_k]],
+                "fallback_reason": self.fallback_reason, "oos_score": self.oos_score, "out_of_scope": self.out_of_scope}
 
 
 class IntentClassifier:

@@ -3,8 +3,8 @@ weights and dataset fingerprint under ARTIFACTS_DIR.
 
 Near-duplicates (texts differing only by numbers, PII placeholders, casing/punctuation or one word)
 share a group and each group stays inside one split, stratified by label. The training split is
-capped per group (templated data is highly redundant) and partly rewritten with chat-style
-noise; a noisy copy of the test split is written for stage 5. Validation and test are never augmented.
+capped per group (templated data is highly redundant) and a share of its rows gets an added
+chat-style noisy copy; a noisy copy of the test split is written for stage 5. Validation and test are never augmented.
 
 Fixed evaluation files: with `--test-file` (TEST_FILE) and/or `--val-file` (VAL_FILE) the test and/or
 validation split is that file (.csv, .tsv, .jsonl/.ndjson or .parquet, columns as in stage 1:
@@ -188,7 +188,7 @@ def augment_train(train: pd.DataFrame, fraction: float, seed: int) -> pd.DataFra
     """Add a chat-style noisy copy of a seeded `fraction` of the training rows (labels and groups kept).
 
     Copies are added, not swapped in: on data with a hundred rows per intent every clean example
-    counts (rewriting half of BANKING77's rows in place cost accuracy on its clean test set). Stage 4
+    counts (rewriting in place left BANKING77 half of its ~110 clean examples per intent). Stage 4
     budgets epochs by training examples, so the copies do not lengthen training much.
     """
     train = train.reset_index(drop=True)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from config import PROJECT_ROOT  # noqa: E402
+from config import PROJECT_ROOT, child_env  # noqa: E402
 from intent_pipeline.stage_runner import run_script  # noqa: E402
 
 DATA = PROJECT_ROOT / "data" / "benchmarks" / "banking77"
@@ -42,11 +41,11 @@ def children_cpu_s() -> float:
 
 def stage_env(workdir: Path, seed: int, extra: dict[str, str]) -> dict[str, str]:
     """The environment that points every stage at this benchmark's own files."""
-    return {**os.environ, "RAW_DATA_FILE": str(DATA / "train.csv"), "TEST_FILE": str(DATA / "test.csv"),
-            "LABEL_COLUMN": "category", "TEXT_COLUMN": "text", "FIXED_LEAK_CHECK": "exact",
-            "CLEANED_DATA_FILE": str(workdir / "cleaned.csv"), "DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
-            "ARTIFACTS_DIR": str(workdir / f"artifacts-{seed}"), "MODEL_DIR": str(workdir / f"model-{seed}"),
-            "MLFLOW_TRACKING": "false", "SEED": str(seed), **extra}
+    return child_env(RAW_DATA_FILE=str(DATA / "train.csv"), TEST_FILE=str(DATA / "test.csv"),
+                     LABEL_COLUMN="category", TEXT_COLUMN="text", FIXED_LEAK_CHECK="exact",
+                     CLEANED_DATA_FILE=str(workdir / "cleaned.csv"), DATABASE_URL=f"sqlite:///{workdir / 'bench.db'}",
+                     ARTIFACTS_DIR=str(workdir / f"artifacts-{seed}"), MODEL_DIR=str(workdir / f"model-{seed}"),
+                     MLFLOW_TRACKING="false", SEED=str(seed), **extra)
 
 
 def run_seed(workdir: Path, seed: int, extra: dict[str, str]) -> dict:

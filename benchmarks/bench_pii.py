@@ -15,7 +15,8 @@ Printed:
   odd whitespace, quotes and extra punctuation: benchmarks/varied_text.py, seeded); and the rows of
   the hand-written off-topic set (data/eval/off_topic.csv: small talk, non-English, slang, gibberish)
   in which anything was replaced, by placeholder (place names there are real places: [LOCATION] is
-  counted apart from the other placeholders);
+  counted apart from the other placeholders); the same for another team's data, BANKING77's 10,003
+  training queries masked as one batch (public banking questions with no personal data);
 - throughput: msgs/s of the batch masker on the whole corpus against the seed-style baseline
   (`bench_ingest.seed_style_baseline`: one analyze + anonymize call per message) on a sample.
 
@@ -49,6 +50,7 @@ SAME_TYPE = {"PERSON": {"PERSON"}, "LOCATION": {"LOCATION"}, "NATIONAL_ID": {"NA
 # Share of varied seed messages that get an accented word ("ördér"): chat about cafés and résumés has them.
 VARIED_ACCENT_SHARE = 0.3
 OFF_TOPIC = Path(__file__).resolve().parent.parent / "data" / "eval" / "off_topic.csv"
+THIRD_PARTY = Path(__file__).resolve().parent.parent / "data" / "benchmarks" / "banking77" / "train.csv"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -62,6 +64,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--show-misses", type=int, default=0,
                         help="print up to N missed and N wrongly typed values per type")
     parser.add_argument("--off-topic", type=lambda v: Path(v) if v else None, default=OFF_TOPIC, help="off-topic CSV for over-masking ('' = skip)")
+    parser.add_argument("--third-party", type=lambda v: Path(v) if v else None, default=THIRD_PARTY,
+                        help="another team's PII-free CSV (column text) for over-masking ('' = skip; default BANKING77 train)")
     return parser.parse_args(argv)
 
 
@@ -143,8 +147,10 @@ def varied_over_masking(masker, seed_texts: list[str], seed: int) -> float:
     return share
 
 
-def off_topic_over_masking(masker, path: Path) -> None:
-    """Rows of the off-topic set in which anything was replaced, by placeholder ([LOCATION] apart)."""
+def file_over_masking(masker, path: Path, what: str) -> None:
+    """Rows of a PII-free file (column `text`) in which anything was replaced, by placeholder
+    ([LOCATION] apart: place names there are real places). The file is masked as one batch, as stage 1
+    masks a file, so a word wrongly taken for a name and spread through the batch shows here."""
     import pandas as pd
 
     texts = [clean_text(t) for t in pd.read_csv(path)["text"].astype(str)]
@@ -152,11 +158,11 @@ def off_topic_over_masking(masker, path: Path) -> None:
     changed = [(t, r) for t, r in zip(texts, results) if r.entities]
     not_places = [(t, r) for t, r in changed if set(r.counts) - {"LOCATION"}]
     by_type = Counter(kind for _, r in changed for kind in set(r.counts))
-    print(f"off-topic over-masking ({path.name}): {len(changed)}/{len(texts)} rows changed, "
-          f"{len(not_places)} with a placeholder other than [LOCATION]; rows by type: "
+    print(f"{what} over-masking ({path.name}): {len(changed)}/{len(texts)} rows changed ({len(changed) / len(texts):.2%}), "
+          f"{len(not_places)} ({len(not_places) / len(texts):.2%}) with a placeholder other than [LOCATION]; rows by type: "
           + (", ".join(f"{k} {n}" for k, n in by_type.most_common()) or "none"))
     for text, result in not_places[:20]:
-        print(f"  off-topic masked: {text!r} -> {result.text!r}")
+        print(f"  {what} masked: {text!r} -> {result.text!r}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -182,7 +188,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  over-masked: {text}")
     varied_over_masking(masker, seed_texts, args.seed)
     if args.off_topic is not None:
-        off_topic_over_masking(masker, args.off_topic)
+        file_over_masking(masker, args.off_topic, "off-topic")
+    if args.third_party is not None:
+        file_over_masking(masker, args.third_party, "third-party")
     print(f"masker: {rate:.0f} msgs/s on this corpus (1 process)")
     if args.baseline_sample:
         sample = random.Random(args.seed).sample(texts, min(args.baseline_sample, len(texts)))

@@ -111,6 +111,18 @@ def test_many_labels_and_existing_report_kept(settings_env: Path) -> None:
     assert report["stage1"] == {"rows": 1} and report["splits"]["rows"]["val"] >= 80
 
 
+def test_group_cap_keeps_each_intent_of_a_chained_group() -> None:
+    """A near-duplicate group that spans intents is capped per intent: one template's copies share a label."""
+    rows = pd.DataFrame({
+        "text": [f"can i change my pin {i}" for i in range(30)] + [f"can i change my address {i}" for i in range(5)],
+        "label": ["change_pin"] * 30 + ["edit_personal_details"] * 5,
+        "group_id": 7, "from_feedback": False,
+    })
+    kept = prepare_data.cap_per_group(rows, 16, seed=0)
+    assert kept["label"].value_counts().to_dict() == {"change_pin": 16, "edit_personal_details": 5}
+    assert len(prepare_data.cap_per_group(rows, 0, seed=0)) == 35
+
+
 def test_chat_noise_makes_the_promised_changes() -> None:
     rng = random.Random(0)
     text = "Can you please tell me the status of your delivery, because I want to know."

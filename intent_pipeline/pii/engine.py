@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import multiprocessing
 from collections import Counter
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import regex
@@ -35,6 +35,9 @@ from intent_pipeline.text import clean_text
 # IBANs 1.0; the weak SSN patterns (0.05) and unvalidated guesses stay below this line.
 SCORE_THRESHOLD = 0.4
 BATCH_SIZE = 256
+# A found name spreads to messages that missed it only while it was missed at most this many times per
+# message it was found in (mask_repeated_names).
+SPREAD_MAX_MISSED_PER_FOUND = 2
 
 
 @dataclass
@@ -188,30 +191,43 @@ def mask_repeated_names(texts: Sequence[str], results: list[MaskResult]) -> list
     """Mask every other occurrence of a name or place found anywhere in the batch.
 
     Values made only of common or stop words are left out: a lower-case cue name that happens to be a
-    word must not spread through the batch.
+    word must not spread through the batch. So is a value left unmasked in more than
+    `SPREAD_MAX_MISSED_PER_FOUND` messages for each one it was found in: spaCy finds "Jones" in one
+    sentence and misses it in the next, but a word it called a name in 8 of 300 messages ("ATM") is a word.
     """
-    found = {}
+    found: dict[str, str] = {}
+    found_in: Counter = Counter()
     for text, result in zip(texts, results):
-        for e in result.entities:
-            value = text[e.start : e.end]
-            if e.entity_type in NER_ENTITIES and not all(is_ordinary_word(w) for w in value.split()):
-                found[value.lower()] = e.entity_type
+        names = {text[e.start : e.end].lower(): e.entity_type for e in result.entities if e.entity_type in NER_ENTITIES}
+        for value, entity_type in names.items():
+            if not all(is_ordinary_word(w) for w in value.split()):
+                found[value] = entity_type
+                found_in[value] += 1
     if not found:
         return results
-    alternatives = "|".join(regex.escape(v) for v in sorted(found, key=len, reverse=True))
-    pattern = regex.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", regex.IGNORECASE)
+    pattern = _alternatives(found)
+    missed = [_missed(pattern, text, result) for text, result in zip(texts, results)]
+    missed_in = Counter(value for extra in missed for value in {m.group(0).lower() for m in extra})
+    spread = {v for v in found if missed_in[v] <= SPREAD_MAX_MISSED_PER_FOUND * found_in[v]}
     out = []
-    for text, result in zip(texts, results):
-        extra = [
-            PiiEntity(found[m.group(0).lower()], m.start(), m.end(), 0.5)
-            for m in pattern.finditer(text)
-            if all(m.end() <= e.start or m.start() >= e.end for e in result.entities)
-        ]
-        if extra:
-            entities = widen_names(text, sorted(result.entities + extra, key=lambda e: e.start))
+    for text, result, extra in zip(texts, results, missed):
+        entities = [PiiEntity(found[m.group(0).lower()], m.start(), m.end(), 0.5)
+                    for m in extra if m.group(0).lower() in spread]
+        if entities:
+            entities = widen_names(text, sorted(result.entities + entities, key=lambda e: e.start))
             result = MaskResult(apply_placeholders(text, entities, PLACEHOLDERS), entities)
         out.append(result)
     return out
+
+
+def _alternatives(values: Iterable[str]) -> regex.Pattern:
+    alternatives = "|".join(regex.escape(v) for v in sorted(values, key=len, reverse=True))
+    return regex.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", regex.IGNORECASE)
+
+
+def _missed(pattern: regex.Pattern, text: str, result: MaskResult) -> list:
+    """The occurrences of found values in `text` that its own masking left alone."""
+    return [m for m in pattern.finditer(text) if all(m.end() <= e.start or m.start() >= e.end for e in result.entities)]
 
 
 _worker_masker: PiiMasker | None = None

@@ -21,7 +21,9 @@ from intent_pipeline.pii.registry import NER_ENTITIES
 from intent_pipeline.pii.words import (
     CHAT_WORDS,
     foreign_stop_words,
+    is_coarse_place,
     is_common,
+    is_contraction,
     is_frequent_or_typo,
     is_gibberish,
     is_ordinary_word,
@@ -33,7 +35,8 @@ from intent_pipeline.pii.words import (
 NOT_PII_WORDS = frozenset(
     """pro premium standard basic gold platinum business corporate cancel refund order invoice bill
     account newsletter support customer service delivery shipping payment paypal visa mastercard
-    amazon apple google delete switch""".split()
+    amazon apple google delete switch card cards withdrawal atm atms pin sepa iban swift bic cvv cvc crypto
+    euro euros gbp usd eur aud cad nzd chf jpy cny hkd sgd inr rub sek nok dkk pln czk huf mxn brl zar""".split()
 )
 # Function words that never stand inside a personal name or a place name. spaCy's small model runs a
 # name over them in Title-Case and ALL-CAPS chat ("When [Will My Order Ship]", "[MY PACKAGE HAS NOT
@@ -138,8 +141,9 @@ def _no_name_piece(text: str, words: list, entity_type: str, fragment: bool, spl
         return False
     if entity_type != "PERSON":
         return all(_noise_word(w) for w in values)
-    # Several ordinary words stay a possible name ("WILL SMITH") unless cut from a sentence.
-    return len(values) == 1 or fragment
+    # Several ordinary words stay a possible name ("WILL SMITH") unless cut from a sentence; words joined
+    # by a hyphen are one word ("top-ups").
+    return len(text[start:end].split()) == 1 or fragment
 
 
 def name_pieces(text: str, start: int, end: int, entity_type: str = "PERSON") -> list[tuple[int, int]]:
@@ -151,7 +155,7 @@ def name_pieces(text: str, start: int, end: int, entity_type: str = "PERSON") ->
         # no letter: an emoji or punctuation is no name, but digits stay masked ("18/01/1946")
         return [(start, end)] if any(c.isdigit() for c in text[start:end]) else []
     never = NEVER_IN_PERSON if entity_type == "PERSON" else NEVER_IN_NAME
-    cut = [w.group().lower() in never for w in words]
+    cut = [w.group().lower() in never or is_contraction(w.group()) for w in words]
     if not any(cut):
         return [] if _no_name_piece(text, words, entity_type, False, False) else [(start, end)]
     split_at_capital = any(c and w.group()[:1].isupper() for c, w in zip(cut, words))
@@ -200,6 +204,8 @@ def resolve_overlaps(results: Iterable, text: str, tiers: Mapping[str, int], def
     for r in sorted(candidates, key=lambda r: (tier(r), -(r.end - r.start), -r.score, r.start)):
         if r.entity_type in NER_ENTITIES and is_ner_false_positive(text[r.start : r.end]):
             continue
+        if r.entity_type in NER_ENTITIES and is_coarse_place(text[r.start : r.end]):
+            continue  # a country names what is asked about ("Do you work in China?"), not who asks; no name either
         overlapping = [i for i, c in enumerate(chosen) if r.start < c.end and c.start < r.end]
         if not overlapping:
             chosen.append(PiiEntity(r.entity_type, r.start, r.end, round(float(r.score), 3)))

@@ -12,6 +12,8 @@ import functools
 import unicodedata
 from pathlib import Path
 
+import regex
+
 _DATA = Path(__file__).resolve().parent / "data"
 
 # Chat spellings and product/tech words a support message uses as words, never as names.
@@ -34,7 +36,7 @@ CHAT_WORDS = frozenset(
     info infos details settings prefs preferences pic pics photo avatar acct acc pw pwd msg msgs dm dms
     laptop laptops desktop desktops smartwatch earbuds
     promo promos promocode coupon coupons voucher vouchers giftcard ecommerce wishlist preorder restock
-    cafe""".split()
+    cafe paid said sent spent bought topup topups""".split()
 )
 
 # Words that follow a name in chat without belonging to it.
@@ -58,6 +60,24 @@ def common_words() -> frozenset[str]:
     """Common English words (lower case), plus CHAT_WORDS."""
     words = (_DATA / "common_words.txt").read_text(encoding="utf-8").split()
     return frozenset(words) | CHAT_WORDS
+
+
+_CURRENCY_WORD = regex.compile(r"(?:dollar|pound|euro|ruble|rouble|franc|peso|rupee|krona|krone|dinar|real|rand|lira)s?|yen|yuan")
+
+
+@functools.lru_cache(maxsize=1)
+def coarse_places() -> frozenset[str]:
+    """Countries, continents, regions and nationality words (lower case; tools/build_coarse_places.py)."""
+    return frozenset((_DATA / "coarse_places.txt").read_text(encoding="utf-8").splitlines()) - {""}
+
+
+def is_coarse_place(value: str) -> bool:
+    """A country, continent or region ("China", "the UK", "Europe"): no place that identifies a person.
+    HIPAA's Safe Harbor rule keeps geographic units of state size and above; towns stay masked."""
+    words = value.lower().strip(" .,;:!?'’\"").split()
+    if len(words) > 1 and _CURRENCY_WORD.fullmatch(words[-1]):
+        words = words[:-1]  # "Russian Ruble", "UK pounds"
+    return " ".join(words) in coarse_places()
 
 
 @functools.lru_cache(maxsize=1)
@@ -107,7 +127,7 @@ def _ranks() -> dict[str, int]:
     return {w: i for i, w in enumerate(words)}
 
 
-_SUFFIXES = (("ies", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"), ("ly", ""),
+_SUFFIXES = (("ies", "y"), ("ier", "y"), ("iest", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"), ("ly", ""),
              ("er", ""), ("ers", ""), ("ment", ""), ("ments", ""), ("ness", ""), ("ations", "e"), ("ations", ""))
 
 
@@ -145,12 +165,31 @@ def is_common(word: str) -> bool:
                for prefix in _PREFIXES)
 
 
+# A pronoun or verb with a clitic ("I'm", "isn't", "we'll", "it's"): no name is written like this, but
+# spaCy's small model tags "since I'm dissatisfied" as a person. "'s" counts only after a pronoun, since
+# "John's" is a name.
+_CONTRACTION = regex.compile(r"([^\W\d_]+?)(n['’]t|['’](?:m|re|ve|ll|d|s))", regex.IGNORECASE)
+_NEGATED_STEMS = frozenset({"ca", "wo", "sha", "ai"})  # "can't", "won't", "shan't", "ain't"
+_PRONOUNS_WITH_S = frozenset("it that there here what who where how let he she everyone someone".split())
+
+
+def is_contraction(word: str) -> bool:
+    """A function word with a clitic ("I'm", "isn't", "won't", "it's"), not a name ("John's", "O'Brien")."""
+    match = _CONTRACTION.fullmatch(word)
+    if not match:
+        return False
+    stem, clitic = match.group(1).lower(), match.group(2).lower()
+    if clitic.endswith("s"):
+        return stem in _PRONOUNS_WITH_S
+    return stem in stop_words() or stem in _NEGATED_STEMS
+
+
 @functools.lru_cache(maxsize=1 << 16)  # the same chat words come back in every message
 def is_ordinary_word(word: str) -> bool:
     """A stop word or a common word, accents aside ("has", "naïve", "CAFÉ"): common_words.txt leaves
     most stop words out, so `is_common` alone calls "has" a rare word."""
     low = word.lower().strip("'’")
-    return low in stop_words() or is_common(low)
+    return low in stop_words() or is_common(low) or is_contraction(low)
 
 
 @functools.lru_cache(maxsize=1 << 16)  # the same chat words come back in every message
@@ -176,7 +215,10 @@ def _frequent(max_rank: int) -> frozenset[str]:
 
 
 def is_compound_of_common(word: str, min_part: int = 4) -> bool:
-    """Two common words run together ("smartphones", "kitchenware", "backpacks"): a product, not a name."""
+    """Two common words run together ("smartphones", "kitchenware", "backpacks") or joined by hyphens in
+    lower case ("top-ups", "cross-border"): a product or a thing, not a name."""
+    if "-" in word.strip("-"):
+        return word.islower() and all(is_ordinary_word(part) for part in word.split("-") if part)
     word = word.lower()
     return any(is_common(word[:i]) and is_common(word[i:]) for i in range(min_part, len(word) - min_part + 1))
 

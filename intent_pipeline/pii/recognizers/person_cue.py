@@ -31,6 +31,7 @@ from intent_pipeline.pii.words import (
     frequency_rank,
     is_common,
     is_compound_of_common,
+    is_contraction,
     stop_words,
 )
 
@@ -62,7 +63,7 @@ def _capitalised(word: str) -> bool:
 
 def _starts_name(word: str, strength: str, capitals_count: bool) -> bool:
     low = word.lower()
-    if low in stop_words() or low in NOT_NAME_WORDS or len(_LETTERS.findall(word)) < 2:
+    if low in stop_words() or low in NOT_NAME_WORDS or len(_LETTERS.findall(word)) < 2 or is_contraction(word):
         return False
     if strength in ("title", "strong"):
         return True
@@ -122,7 +123,7 @@ class PersonCueRecognizer(EntityRecognizer):
         "my name is", "my names", "my name's", "name is", "name:", "name -", "named", "name on the card",
         "name on card", "name on the account", "cardholder", "card holder", "account holder", "regards",
         "kind regards", "best regards", "sincerely", "signed", "attn", "attention", "c/o", "addressed to",
-        "recipient is", "recipient"]
+        "recipient is", "recipient's name"]
     # "name" alone is weaker ("name field"): it counts as a CONTEXT cue below
     CONTEXT: ClassVar[list[str]] = [
         "im", "i'm", "i am", "i’m", "this is", "it's", "its", "here is", "called", "call me", "for", "placed by",
@@ -131,7 +132,7 @@ class PersonCueRecognizer(EntityRecognizer):
         "spoke to", "spoke with", "speak to", "speak with", "talked to", "talk to", "ask for", "hi", "hello",
         "hey", "dear", "thanks", "thank you", "thx", "cheers", "husband", "wife", "son", "daughter", "mother",
         "father", "mum", "mom", "dad", "brother", "sister", "partner", "friend", "boss", "tenant", "landlord",
-        "contact", "from", "name"]
+        "contact", "from", "name", "recipient", "payee"]
     CAPITALISED_CONTEXT: ClassVar[list[str]] = ["to", "with", "by", "of", "and", "is", "am", "from"]
 
     def __init__(self, context: list[str] | None = None, strong_context: list[str] | None = None,

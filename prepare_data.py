@@ -3,7 +3,7 @@ weights and dataset fingerprint under ARTIFACTS_DIR.
 
 Near-duplicates (texts differing only by numbers, PII placeholders, casing/punctuation or one word)
 share a group and each group stays inside one split, stratified by label. The training split is
-capped per group (templated data is highly redundant) and a share of its rows gets an added
+capped per group and label (templated data is highly redundant) and a share of its rows gets an added
 chat-style noisy copy; a noisy copy of the test split is written for stage 5. Validation and test are never augmented.
 
 Fixed evaluation files: with `--test-file` (TEST_FILE) and/or `--val-file` (VAL_FILE) the test and/or
@@ -68,7 +68,7 @@ def parse_args(argv: Sequence[str] | None, settings: config.Settings) -> argpars
     parser.add_argument("--group-cap", type=int, default=settings.train_group_cap,
                         help="most training rows kept per near-duplicate group, 0 = all (default: TRAIN_GROUP_CAP)")
     parser.add_argument("--no-augment", dest="augment", action="store_false", default=settings.augment,
-                        help="keep the training split clean, no chat-noise rewriting (default: AUGMENT)")
+                        help="keep the training split clean, no chat-noise copies (default: AUGMENT)")
     parser.add_argument("--augment-fraction", type=float, default=settings.augment_fraction,
                         help="share of training rows that get an added chat-style noisy copy (default: AUGMENT_FRACTION)")
     parser.add_argument("--no-feedback", dest="feedback", action="store_false", default=True,

@@ -158,8 +158,9 @@ def file_over_masking(masker, path: Path, what: str) -> None:
     changed = [(t, r) for t, r in zip(texts, results) if r.entities]
     not_places = [(t, r) for t, r in changed if set(r.counts) - {"LOCATION"}]
     by_type = Counter(kind for _, r in changed for kind in set(r.counts))
-    print(f"{what} over-masking ({path.name}): {len(changed)}/{len(texts)} rows changed ({len(changed) / len(texts):.2%}), "
-          f"{len(not_places)} ({len(not_places) / len(texts):.2%}) with a placeholder other than [LOCATION]; rows by type: "
+    print(f"{what} over-masking ({path.name}): {len(changed)}/{len(texts)} rows changed "
+          f"({len(changed) / len(texts):.2%}), {len(not_places)} ({len(not_places) / len(texts):.2%}) "
+          "with a placeholder other than [LOCATION]; rows by type: "
           + (", ".join(f"{k} {n}" for k, n in by_type.most_common()) or "none"))
     for text, result in not_places[:20]:
         print(f"  {what} masked: {text!r} -> {result.text!r}")

@@ -1,6 +1,6 @@
 """How long stage 4 trains: an epoch budget scaled to the data, and when to stop early.
 
-Two fixed epochs suit the seed's 15 well-separated intents (~830 training rows each as stage 3
+Two fixed epochs suit the seed's 15 well-separated intents (~850 clean training rows each as stage 3
 writes them), and nothing harder: a 77-intent set with ~117 rows per intent needs 10-15 passes (see
 docs/training_recipe.md for the measurements). So the budget is a number of training examples per
 intent, turned into epochs for the data at hand and bounded on both sides.

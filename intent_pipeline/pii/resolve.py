@@ -64,8 +64,10 @@ class PiiEntity:
 
 
 def is_ner_false_positive(value: str) -> bool:
+    """A name or place that is no personal data: support words only ("Premium account"), or a country
+    or continent, which names what is asked about ("Do you work in China?"), not who asks."""
     words = [w.strip(".,'!?") for w in value.lower().split()]
-    return all(w in NOT_PII_WORDS for w in words if w)
+    return all(w in NOT_PII_WORDS for w in words if w) or is_coarse_place(value)
 
 
 # Two readings of one street address that overlap ("kobeltplatz 819" and "819, garmisch-partenkirchen")
@@ -204,8 +206,6 @@ def resolve_overlaps(results: Iterable, text: str, tiers: Mapping[str, int], def
     for r in sorted(candidates, key=lambda r: (tier(r), -(r.end - r.start), -r.score, r.start)):
         if r.entity_type in NER_ENTITIES and is_ner_false_positive(text[r.start : r.end]):
             continue
-        if r.entity_type in NER_ENTITIES and is_coarse_place(text[r.start : r.end]):
-            continue  # a country names what is asked about ("Do you work in China?"), not who asks; no name either
         overlapping = [i for i, c in enumerate(chosen) if r.start < c.end and c.start < r.end]
         if not overlapping:
             chosen.append(PiiEntity(r.entity_type, r.start, r.end, round(float(r.score), 3)))

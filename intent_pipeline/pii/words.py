@@ -62,7 +62,8 @@ def common_words() -> frozenset[str]:
     return frozenset(words) | CHAT_WORDS
 
 
-_CURRENCY_WORD = regex.compile(r"(?:dollar|pound|euro|ruble|rouble|franc|peso|rupee|krona|krone|dinar|real|rand|lira)s?|yen|yuan")
+_CURRENCY_WORD = regex.compile(
+    r"(?:dollar|pound|euro|ruble|rouble|franc|peso|rupee|krona|krone|dinar|real|rand|lira)s?|yen|yuan")
 
 
 @functools.lru_cache(maxsize=1)
@@ -127,8 +128,9 @@ def _ranks() -> dict[str, int]:
     return {w: i for i, w in enumerate(words)}
 
 
-_SUFFIXES = (("ies", "y"), ("ier", "y"), ("iest", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"), ("ly", ""),
-             ("er", ""), ("ers", ""), ("ment", ""), ("ments", ""), ("ness", ""), ("ations", "e"), ("ations", ""))
+_SUFFIXES = (("ies", "y"), ("ier", "y"), ("iest", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing", ""),
+             ("ing", "e"), ("ly", ""), ("er", ""), ("ers", ""), ("ment", ""), ("ments", ""), ("ness", ""),
+             ("ations", "e"), ("ations", ""))
 
 
 _PREFIXES = ("re", "un", "pre", "mis", "dis", "over", "out", "non", "co", "de", "sub", "super")

@@ -107,9 +107,9 @@ def split_around_fixed(rows: pd.DataFrame, val_ratio: float, test_ratio: float, 
 
     Rows whose text is in a fixed set, or that are near-duplicates of one of its texts, are left out
     of training (they would leak; with `near_duplicates=False` only identical ones, so a published
-    benchmark trains on its authors' training split); the rest is split in stage 3's proportions among the splits not
-    given (none when both are). Fixed rows are kept as given, duplicates included, so scores compare
-    with others' on the same file.
+    benchmark trains on its authors' training split); of the rest, the split not given takes its own
+    ratio (VAL_RATIO or TEST_RATIO) and the remainder trains (all of it when both are given). Fixed rows
+    are kept as given, duplicates included, so scores compare with others' on the same file.
     """
     fixed = {name: frame for name, frame in (("val", val), ("test", test)) if frame is not None}
     if not fixed:
@@ -143,7 +143,10 @@ def _draw_rest(rest: pd.DataFrame, fixed: dict, val_ratio: float, test_ratio: fl
     if not drawn:
         return np.full(len(rest), "train", dtype=object)
     name = drawn[0]
-    share = (val_ratio if name == "val" else test_ratio) / (1 - (test_ratio if name == "val" else val_ratio))
+    # The fixed set is not carved from these rows (a team's test file, a benchmark's official split), so
+    # the drawn split takes its own ratio of them and everything else trains: on data with a hundred
+    # rows per intent, every training row counts.
+    share = val_ratio if name == "val" else test_ratio
     index = 1 if name == "val" else 2
     ratios = tuple(1 - share if i == 0 else share if i == index else 0.0 for i in range(3))
     split_idx = assign_splits(rest["label"].tolist(), rest["group_id"].to_numpy(), ratios, seed,

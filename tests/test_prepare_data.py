@@ -7,6 +7,7 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -345,3 +346,16 @@ def test_exact_leak_check_keeps_near_duplicates_of_a_fixed_test_file(settings_en
     assert overlap["same"] not in trained_on and overlap["near"] in trained_on  # identical out, near-duplicate kept
     report = json.loads((artifacts / "data_report.json").read_text())["splits"]
     assert report["fixed"]["dropped_from_training"] == {"same_text": 1, "near_duplicate": 0}
+
+
+def test_beside_a_fixed_test_set_validation_takes_val_ratio_of_the_rest() -> None:
+    from intent_pipeline import holdout
+
+    rng = np.random.default_rng(0)
+    letters = list("abcdefghijklmnopqrstuvwxyz")
+    rows = pd.DataFrame({"text": [" ".join("".join(rng.choice(letters, 7)) for _ in range(6)) for _ in range(400)],
+                         "label": ["a", "b"] * 200}).assign(from_feedback=False)
+    fixed = pd.DataFrame({"text": ["zz yy xx", "qq rr ss"], "label": ["a", "b"]})
+    split, _ = holdout.split_around_fixed(rows, 0.1, 0.15, seed=0, test=fixed)
+    # The fixed test is not carved from these rows, so TEST_RATIO takes nothing from training.
+    assert (split["split"] == "val").sum() == 40 and (split["split"] == "train").sum() == 360

@@ -285,3 +285,24 @@ def test_a_lone_request_skips_the_hand_off_between_stages() -> None:
     finally:
         batcher.close()
     assert threads == ["micro-batcher"]  # the first stage's thread finished it
+
+
+def test_a_lone_request_on_an_idle_server_runs_alone_and_concurrent_ones_do_not() -> None:
+    stages = TwoStages(cost_s=0.05)
+    alone: list[list[int]] = []
+
+    def run_alone(payloads):
+        alone.append(list(payloads))
+        return [p * 3 for p in payloads]
+
+    batcher = MicroBatcher(stages.prepare, max_batch=2, max_wait_ms=0, max_queue=64, finish=stages.finish,
+                           alone=run_alone)
+    try:
+        assert asyncio.run(_submit_all(batcher, [5])) == [15]
+        assert alone == [[5]] and not stages.spans  # neither stage ran for it
+        results = asyncio.run(_submit_all(batcher, list(range(12))))
+    finally:
+        batcher.close()
+    # Under load, batches of two flow through both stages; at most the odd lone batch ran alone.
+    assert [r in (2 * p, 3 * p) for p, r in zip(range(12), results)] == [True] * 12
+    assert sum(s[3] for s in stages.spans if s[0] == "finish") >= 8

@@ -4,12 +4,14 @@ then rolled back; every request succeeds and /model follows the release serving.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import shutil
 import socket
 import threading
 import time
 from collections import defaultdict
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -20,7 +22,7 @@ import push_model
 from intent_pipeline import db, registry
 from intent_pipeline.cli import run_cli
 from intent_pipeline.reload import ReleasePoller, serving_release_id
-from intent_pipeline.serving.api import create_app
+from intent_pipeline.serving.api import create_app, swap_release
 from intent_pipeline.serving.service import PredictionService, load_model
 
 
@@ -135,8 +137,8 @@ def test_api_swaps_and_rolls_back_releases_under_load_with_zero_errors(registry_
 def test_a_broken_release_is_refused_and_the_old_one_keeps_serving(registry_copy: Path, caplog) -> None:
     settings = config.get_settings()
     service = PredictionService(settings, load_model(settings), masker=None)  # the model part is all that swaps
-    poller = ReleasePoller(settings, lambda: service.model.folder,
-                           lambda folder: service.swap_model(load_model(settings, source=str(folder))), interval_s=0)
+    poller = ReleasePoller(settings, lambda: service.model.folder, partial(swap_release, settings, service),
+                           interval_s=0)
     assert service.model.version == "v1"
     assert poller.check_now() is False  # nothing new
 
@@ -149,7 +151,9 @@ def test_a_broken_release_is_refused_and_the_old_one_keeps_serving(registry_copy
     assert "release v2 cannot be loaded, still serving v1" in caplog.text
 
     publish_copy_of_v1(registry_copy, "v3")
+    gc.unfreeze()
     assert poller.check_now() is True and service.model.version == "v3" and poller.swaps == 1
+    assert gc.get_freeze_count() > 0  # the new release is out of the collector's sight again
 
 
 def test_pinned_sources_are_never_reloaded(registry_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,6 +7,7 @@ uvicorn processes (ports, overload, workers, replicas on MariaDB) is in test_ser
 from __future__ import annotations
 
 import dataclasses
+import gc
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,14 @@ def test_top_k_above_the_label_count_gives_every_label(client: TestClient) -> No
     top_k = next(v["properties"]["top_k"] for k, v in schema.items() if "top_k" in v.get("properties", {})
                  and "texts" in v["properties"])
     assert top_k["maximum"] == 100 and "all of them" in top_k["description"]
+
+
+def test_startup_takes_the_loaded_model_out_of_the_collectors_sight(release_dir: Path, sqlite_url: str) -> None:
+    """Full collections walking the model and masker stalled every request (the load test's p99)."""
+    gc.unfreeze()
+    with TestClient(create_app(api_settings(release_dir, sqlite_url))):
+        assert gc.get_freeze_count() > 100_000
+    gc.unfreeze()
 
 
 def test_health_ready_model_and_docs(client: TestClient) -> None:

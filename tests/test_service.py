@@ -123,3 +123,18 @@ def test_micro_batched_requests_share_no_masks(service: PredictionService) -> No
 
     together = service.predict(name_request[0] + other_request[0])  # one request: its names spread
     assert together.masked == ["hi, my name is [PERSON]", "is [PERSON] open on sundays"]
+
+
+def test_overlapped_scoring_answers_exactly_as_the_masked_path(service: PredictionService) -> None:
+    """The early score of the unmasked text is kept only where masking changed nothing."""
+    texts = [f"Mail {EMAIL} now!", "Where is my order?", "hi, my name is Quintrell", "cancel it   please"]
+    plain = service.predict(texts, top_k=3, groups=[0, 1, 2, 3])
+    overlapped = service.predict_overlapped(texts, top_k=3, groups=[0, 1, 2, 3])
+    assert overlapped.masked == plain.masked and "[EMAIL]" in overlapped.masked[0]
+    assert [p.text for p in overlapped.predictions] == [p.text for p in plain.predictions]
+    assert "quintrell" not in overlapped.predictions[2].text and EMAIL not in overlapped.predictions[0].text
+    for a, b in zip(overlapped.predictions, plain.predictions):
+        assert a.intent == b.intent and [label for label, _ in a.top_k] == [label for label, _ in b.top_k]
+        assert [score for _, score in a.top_k] == pytest.approx([score for _, score in b.top_k], abs=1e-6)
+    assert [row["text"] for row in overlapped.log_rows] == plain.masked
+    assert all(EMAIL not in json.dumps(row) and "Quintrell" not in json.dumps(row) for row in overlapped.log_rows)

@@ -13,6 +13,8 @@ runs `run_batch` (the API: PII masking, Python-bound) on batch N+1 while the sec
 (the API: the model, which releases the GIL) on batch N, so both cores stay busy. The first thread
 takes a new batch only once the second has picked up the last one, so at most two batches are in
 flight and requests that arrive meanwhile join the next batch instead of waiting behind a third.
+A lone request that finds the second stage idle has nothing to overlap with across batches; with
+`alone` set, it runs that instead (the API: masking and scoring of the one request overlapped).
 """
 
 from __future__ import annotations
@@ -82,9 +84,13 @@ class MicroBatcher:
     """A bounded request queue drained by one worker thread running `run_batch` on micro-batches."""
 
     def __init__(self, run_batch: BatchRunner, max_batch: int, max_wait_ms: float, max_queue: int,
-                 high_water: float = 0.75, finish: BatchFinisher | None = None) -> None:
+                 high_water: float = 0.75, finish: BatchFinisher | None = None,
+                 alone: BatchRunner | None = None) -> None:
         self.run_batch = run_batch
         self.finish = finish
+        # Runs a lone request while the second stage is idle (both stages at once, overlapped inside);
+        # the same contract as run_batch without a second stage: one result per payload.
+        self.alone = alone
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000
         self.max_queue = max_queue
@@ -181,6 +187,10 @@ class MicroBatcher:
             if not batch:
                 self._release_slot()
                 continue
+            if self.alone is not None and len(batch) == 1 and not self._finishing:
+                self._run_alone(batch)
+                self._release_slot()
+                continue
             started = time.monotonic()
             try:
                 out = self.run_batch([job.payload for job in batch])
@@ -200,6 +210,18 @@ class MicroBatcher:
                 self._handoff.put((batch, time.monotonic() - started, out))
         if self.finish is not None:
             self._handoff.put(None)
+
+    def _run_alone(self, batch: list[Job]) -> None:
+        assert self.alone is not None
+        started = time.monotonic()
+        results: Sequence[Any] = ()
+        error: BaseException | None = None
+        try:
+            results = self.alone([batch[0].payload])
+        except Exception as exc:  # handed to the request; the worker lives on
+            log.exception("a lone request failed")
+            error = exc
+        self._deliver(batch, time.monotonic() - started, results, error)
 
     def _release_slot(self) -> None:
         if self.finish is not None:

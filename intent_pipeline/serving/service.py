@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,6 +25,7 @@ from intent_pipeline.errors import PipelineError
 from intent_pipeline.files import read_json
 from intent_pipeline.predict import FallbackRule, IntentClassifier, Prediction
 from intent_pipeline.registry import resolve_model_source
+from intent_pipeline.text import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +164,7 @@ class PredictionService:
         self.num_threads = num_threads
         self._model = model
         self._swap_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None  # predict_overlapped's scoring thread, made on first use
 
     @classmethod
     def load(cls, settings: config.Settings, num_threads: int | None = None) -> "PredictionService":
@@ -205,11 +208,50 @@ class PredictionService:
         model = batch.model
         masked = batch.masked
         predictions = model.classifier.predict(masked, top_k=top_k, fallback=rule, batch_size=SCORE_BATCH_SIZE)
+        return self._scored(batch, predictions, channel)
+
+    def _scored(self, batch: Masked, predictions: list[Prediction], channel: str) -> Scored:
+        """The answered batch with its log rows; latency counts from when masking began."""
         latency_ms = (time.perf_counter() - batch.started) * 1000
-        scored = Scored(model, masked, predictions, latency_ms, truncated=batch.truncated)
-        per_message = latency_ms / max(1, len(masked))
-        scored.log_rows = [log_row(model, p, m, per_message, channel) for p, m in zip(predictions, masked)]
+        scored = Scored(batch.model, batch.masked, predictions, latency_ms, truncated=batch.truncated)
+        per_message = latency_ms / max(1, len(batch.masked))
+        scored.log_rows = [log_row(batch.model, p, m, per_message, channel)
+                           for p, m in zip(predictions, batch.masked)]
         return scored
+
+    def predict_overlapped(self, texts: Sequence[str], top_k: int = 3, channel: str = "api",
+                           groups: Sequence[Hashable] | None = None) -> Scored:
+        """`predict` for a request that has the machine to itself: the model scores each cleaned text
+        while the masker is still looking for personal data in it, and that score is kept only where
+        the masker then changed nothing (the model saw exactly the text it would have seen); texts
+        with masked values are scored again, masked. About halves a lone message's latency on two
+        cores, since the model releases the GIL. The early scores stay in this call: nothing of an
+        unmasked text is returned or logged."""
+        model = self.model
+        started = time.perf_counter()
+        cleaned = [clean_text(text) for text in texts]
+        early = self._overlap_pool().submit(model.classifier.predict, cleaned, top_k=top_k,
+                                            batch_size=SCORE_BATCH_SIZE)
+        pairs = mask_texts(self.masker, texts, 0, groups)
+        masked = [text for text, _ in pairs]
+        try:
+            predictions = early.result()
+        except Exception:  # scored again below, masked, where the error (if any) surfaces as usual
+            predictions = [None] * len(texts)
+        batch = Masked(model, masked, [cut for _, cut in pairs], started)
+        redo = [i for i, (m, c, p) in enumerate(zip(masked, cleaned, predictions)) if m != c or p is None]
+        if not redo:
+            return self._scored(batch, predictions, channel)
+        again = model.classifier.predict([masked[i] for i in redo], top_k=top_k, batch_size=SCORE_BATCH_SIZE)
+        for i, prediction in zip(redo, again):
+            predictions[i] = prediction
+        return self._scored(batch, predictions, channel)
+
+    def _overlap_pool(self) -> ThreadPoolExecutor:
+        with self._swap_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="early-score")
+            return self._pool
 
     def predict(self, texts: Sequence[str], top_k: int = 3, rule: FallbackRule | None = None,
                 channel: str = "api", max_chars: int = 0, groups: Sequence[Hashable] | None = None) -> Scored:

@@ -243,3 +243,15 @@ def test_ready_high_water_comes_from_its_setting(release_dir: Path, sqlite_url: 
     with TestClient(create_app(settings)) as test_client:
         ready = test_client.get("/ready").json()
     assert ready["high_water"] == 10 and ready["max_queue"] == 40 and ready["ready"] is True
+
+
+def test_each_worker_gives_the_model_half_of_its_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    from intent_pipeline.serving.server import threads_per_worker
+
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    settings = config.get_settings()
+    auto = dataclasses.replace(settings, inference_threads=0)
+    assert [threads_per_worker(auto, workers) for workers in (1, 2, 4, 8)] == [4, 2, 1, 1]
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert threads_per_worker(auto, 1) == 1  # the masker keeps the other core
+    assert threads_per_worker(dataclasses.replace(settings, inference_threads=3), 1) == 3

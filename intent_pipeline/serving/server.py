@@ -3,7 +3,7 @@
 Binding first means `--port 0` works: the OS picks a free port, this process reports it (log line
 and `--port-file`) and keeps the socket, so nothing can take the port between "found free" and
 "listening". Worker processes share that one socket; each loads its own model, so the model
-runtime's threads are split among them (INFERENCE_THREADS=0).
+runtime gets half of its share of the cores (INFERENCE_THREADS=0; the masker uses the rest).
 """
 
 from __future__ import annotations
@@ -39,8 +39,13 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def threads_per_worker(settings: config.Settings, workers: int) -> int:
-    """INFERENCE_THREADS, or the CPU cores shared out among the worker processes."""
-    return settings.inference_threads or max(1, (os.cpu_count() or 1) // workers)
+    """INFERENCE_THREADS, or half of each worker process's share of the CPU cores.
+
+    Half, because a worker masks on one thread while the model scores on others (the two stages of
+    its micro-batcher, and a lone request's early score): the model's threads get the cores the
+    masker leaves. On 2 cores, 1 model thread answered a sequential client 253 req/s against 199 with
+    2, at the same batched and 32-client throughput (benchmarks/loadtest_api.py, 2026-11-26)."""
+    return settings.inference_threads or max(1, (os.cpu_count() or 1) // (2 * workers))
 
 
 def check_database(settings: config.Settings) -> None:

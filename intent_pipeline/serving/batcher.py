@@ -188,7 +188,7 @@ class MicroBatcher:
                 self._release_slot()
                 continue
             if self.alone is not None and len(batch) == 1 and not self._finishing:
-                self._run_alone(batch)
+                self._run_last(batch, self.alone, [batch[0].payload])
                 self._release_slot()
                 continue
             started = time.monotonic()
@@ -211,18 +211,6 @@ class MicroBatcher:
         if self.finish is not None:
             self._handoff.put(None)
 
-    def _run_alone(self, batch: list[Job]) -> None:
-        assert self.alone is not None
-        started = time.monotonic()
-        results: Sequence[Any] = ()
-        error: BaseException | None = None
-        try:
-            results = self.alone([batch[0].payload])
-        except Exception as exc:  # handed to the request; the worker lives on
-            log.exception("a lone request failed")
-            error = exc
-        self._deliver(batch, time.monotonic() - started, results, error)
-
     def _release_slot(self) -> None:
         if self.finish is not None:
             self._slot.release()
@@ -239,15 +227,20 @@ class MicroBatcher:
 
     def _run_finish(self, batch: list[Job], first_stage_s: float, prepared: Any) -> None:
         assert self.finish is not None
+        self._run_last(batch, self.finish, prepared, first_stage_s)
+
+    def _run_last(self, batch: list[Job], step: Callable[[Any], Sequence[Any]], data: Any,
+                  earlier_s: float = 0.0) -> None:
+        """Run the step that yields the answers (`finish`, or `alone`) and hand each request its own."""
         started = time.monotonic()
         results: Sequence[Any] = ()
         error: BaseException | None = None
         try:
-            results = self.finish(prepared)
+            results = step(data)
         except Exception as exc:  # handed to every request of the batch; the worker lives on
             log.exception("a batch of %d requests failed", len(batch))
             error = exc
-        self._deliver(batch, first_stage_s + time.monotonic() - started, results, error)
+        self._deliver(batch, earlier_s + time.monotonic() - started, results, error)
 
     def _deliver(self, batch: list[Job], busy_s: float, results: Sequence[Any], error: BaseException | None) -> None:
         """Record the batch's cost and hand each request its result (or the batch's error)."""

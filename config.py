@@ -135,7 +135,6 @@ class Settings:
     weight_decay: float
     warmup_ratio: float
     early_stopping_patience: int
-    average_weights_from: float  # share of training after which weights are averaged (1: off)
     max_length: int
     val_ratio: float
     test_ratio: float
@@ -281,7 +280,6 @@ def get_settings() -> Settings:
         weight_decay=float(_env_number("WEIGHT_DECAY", 0.01, float)),
         warmup_ratio=float(_env_number("WARMUP_RATIO", 0.06, float)),
         early_stopping_patience=int(_at_least("EARLY_STOPPING_PATIENCE", _env_number("EARLY_STOPPING_PATIENCE", 0), 0)),
-        average_weights_from=_fraction("AVERAGE_WEIGHTS_FROM", _env_number("AVERAGE_WEIGHTS_FROM", 0.5, float)),
         max_length=int(_env_number("MAX_LENGTH", 64)),
         val_ratio=float(_env_number("VAL_RATIO", 0.1, float)),
         test_ratio=float(_env_number("TEST_RATIO", 0.15, float)),

@@ -39,7 +39,6 @@ from intent_pipeline.training import (
     subsample,
     weighted_trainer_class,
 )
-from intent_pipeline.weight_averaging import WeightAverager, choose_weights
 
 log = logging.getLogger("finetune_bert")
 
@@ -69,9 +68,6 @@ def parse_args(argv: Sequence[str] | None, settings: config.Settings) -> argpars
     parser.add_argument("--patience", type=int, default=settings.early_stopping_patience,
                         help="epochs without validation macro-F1 gain before stopping, 0 = a third of the epochs "
                              "(default: EARLY_STOPPING_PATIENCE)")
-    parser.add_argument("--average-from", type=float, default=settings.average_weights_from,
-                        help="average the weights visited after this share of training; the average is kept "
-                             "where it beats the best checkpoint on validation, 1 = off (default: AVERAGE_WEIGHTS_FROM)")
     parser.add_argument("--weight-decay", type=float, default=settings.weight_decay,
                         help="AdamW weight decay (default: WEIGHT_DECAY)")
     parser.add_argument("--warmup-ratio", type=float, default=settings.warmup_ratio,
@@ -88,9 +84,8 @@ def parse_args(argv: Sequence[str] | None, settings: config.Settings) -> argpars
     if min(positive) <= 0 or args.max_length < 8:
         raise PipelineError("--epochs (or auto), --batch-size, --lr, --max-epochs and --examples-per-intent must be "
                             "positive and --max-length at least 8")
-    if args.patience < 0 or args.weight_decay < 0 or not 0 <= args.warmup_ratio < 1 or not 0 < args.average_from <= 1:
-        raise PipelineError("--patience must be >= 0, --weight-decay >= 0, --warmup-ratio within [0, 1) and "
-                            "--average-from within (0, 1]")
+    if args.patience < 0 or args.weight_decay < 0 or not 0 <= args.warmup_ratio < 1:
+        raise PipelineError("--patience must be >= 0, --weight-decay >= 0 and --warmup-ratio within [0, 1)")
     args.checkpoint_dir = args.checkpoint_dir or Artifacts(args.artifacts_dir).checkpoints_dir
     return args
 
@@ -145,7 +140,7 @@ def training_arguments(args: argparse.Namespace, report_to: str = "none"):
     )
 
 
-def build_trainer(args: argparse.Namespace, data, tokenizer, model, train_args, extra_callbacks=()):
+def build_trainer(args: argparse.Namespace, data, tokenizer, model, train_args):
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback
 
     weights = [data.class_weights.get(data.id2label[i], 1.0) for i in range(len(data.label2id))]
@@ -158,12 +153,12 @@ def build_trainer(args: argparse.Namespace, data, tokenizer, model, train_args, 
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
         compute_metrics=compute_metrics,
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=args.patience), *extra_callbacks],
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=args.patience)],
         class_weights=weights if args.class_weights else None,
     )
 
 
-def training_config(args, data, val_metrics: dict, train_output, world_size: int, averaging: dict) -> dict:
+def training_config(args, data, val_metrics: dict, train_output, world_size: int) -> dict:
     now = datetime.now(timezone.utc)
     return {
         "model_version": f"{now:%Y%m%d-%H%M%S}-{data.fingerprint[:8]}",
@@ -175,7 +170,6 @@ def training_config(args, data, val_metrics: dict, train_output, world_size: int
         "hyperparameters": {
             "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr,
             "weight_decay": args.weight_decay, "warmup_share": args.warmup_ratio, "patience": args.patience,
-            "average_weights_from": args.average_from,
             "class_weights": args.class_weights, "freeze_embeddings": args.freeze_embeddings,
             "seed": args.seed, "max_train_rows": args.max_train_rows, "world_size": world_size,
             "epoch_plan": getattr(args, "epoch_plan", "EPOCHS/--epochs"),
@@ -184,7 +178,6 @@ def training_config(args, data, val_metrics: dict, train_output, world_size: int
         "train_rows": len(data.train),
         "val_rows": len(data.val),
         "val_metrics": {k.removeprefix("eval_"): v for k, v in val_metrics.items()},
-        "weight_averaging": averaging,
         "train_runtime_s": round(float(train_output.metrics.get("train_runtime", 0.0)), 1),
         "train_samples_per_second": round(float(train_output.metrics.get("train_samples_per_second", 0.0)), 2),
     }
@@ -193,7 +186,7 @@ def training_config(args, data, val_metrics: dict, train_output, world_size: int
 def tracked_settings(args: argparse.Namespace) -> dict:
     """The settings of this fine-tune that MLflow records beside the Trainer's own arguments."""
     keys = ("base_model", "epochs", "batch_size", "lr", "max_length", "max_train_rows", "seed", "patience",
-            "weight_decay", "warmup_ratio", "average_from", "class_weights", "freeze_embeddings", "resume")
+            "weight_decay", "warmup_ratio", "class_weights", "freeze_embeddings", "resume")
     return {key: getattr(args, key) for key in keys}
 
 
@@ -238,14 +231,13 @@ def _train(args, settings: config.Settings, data, tokenizer, model, train_args, 
         with train_args.main_process_first(desc="clear old checkpoints"):
             if train_args.process_index == 0:
                 shutil.rmtree(args.checkpoint_dir, ignore_errors=True)  # stale ones may be of other data
-    averager = WeightAverager(args.average_from)
-    trainer = build_trainer(args, data, tokenizer, model, train_args, [averager.callback()])
+    trainer = build_trainer(args, data, tokenizer, model, train_args)
     started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=resume_from)
-    choice, val_metrics = choose_weights(trainer, averager)
+    val_metrics = trainer.evaluate()
     if not trainer.is_world_process_zero():
         return None
-    cfg = training_config(args, data, val_metrics, output, train_args.world_size, choice.as_dict())
+    cfg = training_config(args, data, val_metrics, output, train_args.world_size)
     cfg["wall_time_s"] = round(time.perf_counter() - started, 1)
     if run is not None:
         cfg["mlflow"] = run

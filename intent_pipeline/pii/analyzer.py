@@ -16,10 +16,14 @@ def load_ner_only(spacy_model: str):
 
     In the en_core_web_* models the NER has its own embedding layer, so the shared `tok2vec` (used
     only by the tagger and parser) is dropped too: about 1.5x faster. Models whose NER listens to a
-    shared embedding component fail without it and are loaded with it.
+    shared embedding component fail without it and are loaded with it. Its matrix products run on
+    numpy's BLAS (matmul_ops.py).
     """
     import spacy
 
+    from intent_pipeline.pii.matmul_ops import use_numpy_blas
+
+    use_numpy_blas()
     unneeded = ["tagger", "parser", "attribute_ruler", "lemmatizer", "senter", "morphologizer"]
     try:
         try:

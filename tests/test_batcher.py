@@ -306,3 +306,23 @@ def test_a_lone_request_on_an_idle_server_runs_alone_and_concurrent_ones_do_not(
     # Under load, batches of two flow through both stages; at most the odd lone batch ran alone.
     assert [r in (2 * p, 3 * p) for p, r in zip(range(12), results)] == [True] * 12
     assert sum(s[3] for s in stages.spans if s[0] == "finish") >= 8
+
+
+def test_a_wave_on_an_idle_two_stage_batcher_is_split_so_the_stages_overlap() -> None:
+    """Closed-loop clients come back together: 8 requests at once, room for all 8 in one batch. Taking
+    all 8 would leave the model idle while they are masked; half of them start at once instead."""
+    stages = TwoStages(cost_s=0.05)
+    batcher = MicroBatcher(stages.prepare, max_batch=64, max_wait_ms=10, max_queue=64, finish=stages.finish)
+
+    async def wave():
+        tasks = [asyncio.create_task(batcher.submit(p, 1, 10)) for p in range(8)]
+        return await asyncio.gather(*tasks)
+
+    try:
+        assert asyncio.run(wave()) == [p * 2 for p in range(8)]
+    finally:
+        batcher.close()
+    prepares = [s for s in stages.spans if s[0] == "prepare"]
+    finishes = [s for s in stages.spans if s[0] == "finish"]
+    assert prepares[0][3] <= 4 and sum(s[3] for s in finishes) == 8
+    assert any(p[1] < f[2] and f[1] < p[2] for p in prepares for f in finishes)  # the stages overlapped

@@ -144,9 +144,11 @@ class MicroBatcher:
             job.abandoned = True
             raise
 
-    def _take(self, batch: list[Job], count: int) -> int:
-        """Move queued jobs into `batch` while they fit in max_batch messages; returns the new count."""
-        while self._jobs and (not batch or count + self._jobs[0].size <= self.max_batch):
+    def _take(self, batch: list[Job], count: int, limit: int = 0) -> int:
+        """Move queued jobs into `batch` while they fit in `limit` (default max_batch) messages; returns
+        the new count."""
+        limit = limit or self.max_batch
+        while self._jobs and (not batch or count + self._jobs[0].size <= limit):
             job = self._jobs.popleft()
             self._queued -= job.size
             if job.abandoned:
@@ -163,6 +165,14 @@ class MicroBatcher:
             if not self._jobs:
                 return None
             batch: list[Job] = []
+            if self.finish is not None and not self._finishing and self._queued > 1:
+                # The second stage is idle, so nothing overlaps this batch's masking: take half of
+                # the queue and start at once. The model then scores that half while the rest is
+                # masked. Clients answered together come back together, so without this a wave of
+                # 32 went through mask-all-then-score-all with one stage always idle (32 clients:
+                # every batch held all 32 requests).
+                self._take(batch, 0, limit=min(self.max_batch, (self._queued + 1) // 2))
+                return batch
             count = self._take(batch, 0)
             # Wait for more only while requests keep coming (the last batches were shared); an idle
             # server answers a lone request at once. The window counts from the oldest request.
@@ -187,7 +197,7 @@ class MicroBatcher:
             if not batch:
                 self._release_slot()
                 continue
-            if self.alone is not None and len(batch) == 1 and not self._finishing:
+            if self.alone is not None and len(batch) == 1 and not self._finishing and not self._jobs:
                 self._run_last(batch, self.alone, [batch[0].payload])
                 self._release_slot()
                 continue

@@ -13,6 +13,8 @@ runs `run_batch` (the API: PII masking, Python-bound) on batch N+1 while the sec
 (the API: the model, which releases the GIL) on batch N, so both cores stay busy. The first thread
 takes a new batch only once the second has picked up the last one, so at most two batches are in
 flight and requests that arrive meanwhile join the next batch instead of waiting behind a third.
+When the second stage is idle, the first takes only half of what is queued, so the two stages
+overlap even when all the work arrived at once (closed-loop clients answered together return together).
 A lone request that finds the second stage idle has nothing to overlap with across batches; with
 `alone` set, it runs that instead (the API: masking and scoring of the one request overlapped).
 """

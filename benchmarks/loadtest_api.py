@@ -4,8 +4,7 @@ Starts `serve.py` (port 0, a fresh SQLite log database in a temporary folder, sc
 stage 2 does) and measures, each for --duration seconds after a short warm-up:
 
 - sequential: one client, one message per request (compare: a plain `transformers.pipeline` on the
-  same model, in this process, one message at a time, measured before the server starts and after
-  it has stopped; the faster of the two is the baseline);
+  same model, in this process, one message at a time, measured after the server has stopped);
 - N concurrent clients (--clients, default 32 and 128), one message per request: req/s, p50/p99
   of answered requests, errors (anything but 200/503), 503s (and how fast they came), 504s;
 - the batched ceiling: one client sending --batch-size-message batches (messages/s).
@@ -295,9 +294,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                "MAX_BATCH": str(max(args.batch_size, settings.max_batch))}
         if args.backend:
             env["INFERENCE_BACKEND"] = args.backend
-        pipe_runs: list[tuple[float, float]] = []
-        if not args.no_pipeline:  # the baseline moves by 10-20% between runs: measured before and after
-            pipe_runs.append(pipeline_baseline(folder, min(args.duration, 20)))
         proc, base = start_server(env, args.workers, Path(tmp), args.startup)
         sampler = RssSampler(proc.pid)
         results: dict[str, Result] = {}
@@ -325,11 +321,9 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"({logged} rows logged)")
     pipe_rate = None
     if not args.no_pipeline:
-        pipe_runs.append(pipeline_baseline(folder, min(args.duration, 20)))
-        for when, (rate, cpu_ms) in zip(("before the server", "after the server"), pipe_runs):
-            print(f"{'plain pipeline':<22} {rate:8.1f} msg/s, CPU/msg {cpu_ms:.1f} ms "
-                  f"(transformers.pipeline, sequential, in-process, {when})")
-        pipe_rate = max(rate for rate, _ in pipe_runs)  # the faster run: the harder comparison
+        pipe_rate, pipe_cpu_ms = pipeline_baseline(folder, min(args.duration, 20))
+        print(f"{'plain pipeline':<22} {pipe_rate:8.1f} msg/s, CPU/msg {pipe_cpu_ms:.1f} ms "
+              "(transformers.pipeline, sequential, in-process)")
     for verdict in verdicts(results, args.clients, pipe_rate):
         print(verdict)
     return 0

@@ -326,3 +326,23 @@ def test_a_wave_on_an_idle_two_stage_batcher_is_split_so_the_stages_overlap() ->
     finishes = [s for s in stages.spans if s[0] == "finish"]
     assert prepares[0][3] <= 4 and sum(s[3] for s in finishes) == 8
     assert any(p[1] < f[2] and f[1] < p[2] for p in prepares for f in finishes)  # the stages overlapped
+
+
+def test_two_requests_at_once_are_not_run_one_after_the_other_on_one_thread() -> None:
+    """Half of a queue of two is one request; it is still handed to the second stage (it is not lone:
+    another waits), so the first stage masks the other one meanwhile."""
+    stages = TwoStages(cost_s=0.05)
+    batcher = MicroBatcher(stages.prepare, max_batch=64, max_wait_ms=10, max_queue=64, finish=stages.finish)
+
+    async def pair():
+        tasks = [asyncio.create_task(batcher.submit(p, 1, 10)) for p in (1, 2)]
+        return await asyncio.gather(*tasks)
+
+    try:
+        assert asyncio.run(pair()) == [2, 4]
+    finally:
+        batcher.close()
+    prepares = [s for s in stages.spans if s[0] == "prepare"]
+    finishes = [s for s in stages.spans if s[0] == "finish"]
+    assert len(prepares) == 2 and len(finishes) == 2
+    assert any(p[1] < f[2] and f[1] < p[2] for p in prepares for f in finishes)  # the stages overlapped

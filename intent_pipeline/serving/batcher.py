@@ -199,7 +199,7 @@ class MicroBatcher:
             if not batch:
                 self._release_slot()
                 continue
-            if self.alone is not None and len(batch) == 1 and not self._finishing and not self._jobs:
+            if self.alone is not None and self._is_lone(batch):
                 self._run_last(batch, self.alone, [batch[0].payload])
                 self._release_slot()
                 continue
@@ -213,15 +213,19 @@ class MicroBatcher:
                 continue
             if self.finish is None:
                 self._deliver(batch, time.monotonic() - started, out, None)
-            elif len(batch) == 1 and not self._finishing:
-                # A lone request while the second stage is idle: nothing to overlap with, so this
-                # thread finishes it and the request saves a thread hand-off (sequential clients).
+            elif self._is_lone(batch):
+                # Nothing to overlap with, so this thread finishes it and the request saves a
+                # thread hand-off (sequential clients).
                 self._run_finish(batch, time.monotonic() - started, out)
                 self._release_slot()
             else:
                 self._handoff.put((batch, time.monotonic() - started, out))
         if self.finish is not None:
             self._handoff.put(None)
+
+    def _is_lone(self, batch: list[Job]) -> bool:
+        """One request, the second stage idle and nothing else queued: no other work to overlap."""
+        return len(batch) == 1 and not self._finishing and not self._jobs
 
     def _release_slot(self) -> None:
         if self.finish is not None:

@@ -185,6 +185,7 @@ class Settings:
     offtopic_eval_file: Path
     offtopic_labels: tuple[str, ...]
     reload_interval_s: float
+    metrics_multiproc_dir: str  # set by serve.py for its worker processes (Prometheus multiprocess mode)
 
     def __repr__(self) -> str:  # never let a secret reach a log line through repr()
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -332,6 +333,7 @@ def get_settings() -> Settings:
         offtopic_eval_file=_path("OFFTOPIC_EVAL_FILE", "data/eval/off_topic.csv"),
         offtopic_labels=tuple(x.strip() for x in _env("OFFTOPIC_LABELS", "other").split(",") if x.strip()),
         reload_interval_s=float(_env_number("RELOAD_INTERVAL_S", 30.0, float)),
+        metrics_multiproc_dir=_env("PROMETHEUS_MULTIPROC_DIR", ""),
     )
     if settings.max_queue < settings.max_batch:  # a full-size request could never be queued
         raise ConfigError(f"MAX_QUEUE must be >= MAX_BATCH ({settings.max_batch}), got {settings.max_queue}")

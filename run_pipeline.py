@@ -88,7 +88,7 @@ SETTINGS_WITHOUT_OUTPUT = (
     "inference_threads", "dashboard_address", "dashboard_password_hash", "dashboard_reviewers",
     # experiment tracking records runs, it does not change them; the rest is read by retrain.py and the servers
     "mlflow_tracking", "mlflow_tracking_uri", "mlflow_experiment", "mlflow_log_model", "retrain_min_corrections",
-    "promotion_tolerance", "guarded_metrics", "reload_interval_s",
+    "promotion_tolerance", "guarded_metrics", "reload_interval_s", "metrics_multiproc_dir",
 )
 
 

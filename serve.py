@@ -3,7 +3,8 @@
 FastAPI app (intent_pipeline/serving/api.py) run by uvicorn. `POST /predict` takes {"text": "..."}
 or {"texts": [...]} (optional "top_k") and answers, per message, the intent, confidence, top-k,
 fallback flag and the PII-masked text; `GET /health` (alive), `GET /ready` (model loaded, queue not
-backed up), `GET /model` (release, backend and why, metrics); OpenAPI docs at /docs.
+backed up), `GET /model` (release, backend and why, metrics), `GET /metrics` (Prometheus: requests,
+latency, batch sizes, answers by intent and outcome); OpenAPI docs at /docs.
 
 Concurrent requests are micro-batched: one mask call and one model call per batch, on the backend
 INFERENCE_BACKEND picks (auto: int8 ONNX when the release vouches for it). The queue is bounded

@@ -72,10 +72,11 @@ def test_rows_are_written_in_batches_without_waiting_for_the_stop(db_url: str, m
 def test_rows_submitted_after_the_stop_are_counted_as_dropped(db_url: str) -> None:
     db.create_schema(db_url)
     engine = db.open_existing(db_url)
-    logger = PredictionLogger(engine)
+    told: list[int] = []
+    logger = PredictionLogger(engine, on_drop=told.append)
     logger.submit([row(1)])
     logger.close()
     logger.submit([row(2)])
-    assert logger.written == 1 and logger.dropped == 1
+    assert logger.written == 1 and logger.dropped == 1 and told == [1]  # the API's metrics hear of it
     assert logged_texts(engine) == [row(1)["text"]]
     engine.dispose()

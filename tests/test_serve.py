@@ -67,6 +67,47 @@ def test_predict_one_and_many(client: TestClient) -> None:
     assert [len(p["top_k"]) for p in many["predictions"]] == [1, 1]
 
 
+def scrape(client: TestClient) -> dict[tuple[str, tuple], float]:
+    """GET /metrics parsed: {(sample name, sorted labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.text) for sample in family.samples}
+
+
+def test_metrics_count_requests_batches_and_answers_without_any_text(client: TestClient) -> None:
+    before = scrape(client)
+    assert client.post("/predict", json={"text": f"{MARKER} {EMAIL}"}).status_code == 200
+    assert client.post("/predict", json={"text": "where is my order"}).status_code == 200
+    assert client.post("/predict", json={"texts": ["refund now", "hi"]}).status_code == 200
+    assert client.post("/predict", json={"text": MARKER * 3}).status_code == 422
+    assert client.get("/wp-admin/setup.php").status_code == 404
+    text = client.get("/metrics").text
+    after = scrape(client)
+
+    def grew(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    assert grew("intent_api_requests_total", route="/predict", code="200") == 3
+    assert grew("intent_api_requests_total", route="/predict", code="422") == 1
+    assert grew("intent_api_requests_total", route="other", code="404") == 1  # unknown paths share one label
+    assert grew("intent_api_request_duration_seconds_count", route="/predict") == 4
+    assert grew("intent_api_messages_total") == 4
+    # sequential requests: one micro-batch each, of 1, 1 and 2 messages
+    assert grew("intent_api_batch_messages_count") == 3 and grew("intent_api_batch_messages_sum") == 4
+    answers = {labels: after[(name, labels)] - before.get((name, labels), 0.0)
+               for name, labels in after if name == "intent_api_answers_total"}
+    assert sum(answers.values()) == 4
+    assert {dict(labels)["intent"] for labels, n in answers.items() if n} <= set(TINY_LABELS)
+    assert after[("intent_api_model_info", (("backend", "torch"), ("version", "test-untrained")))] == 1
+    assert after[("intent_api_queued_messages", ())] == 0
+    for secret in (MARKER, EMAIL, "john", "where is my order"):
+        assert secret not in text
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
@@ -160,8 +201,8 @@ def test_health_ready_model_and_docs(client: TestClient) -> None:
 def test_bearer_token_guards_every_route_but_health(release_dir: Path, sqlite_url: str) -> None:
     with TestClient(create_app(api_settings(release_dir, sqlite_url, api_token=TOKEN))) as test_client:
         assert test_client.get("/health").status_code == 200
-        for method, path in [("post", "/predict"), ("get", "/ready"), ("get", "/model"), ("get", "/docs"),
-                             ("get", "/openapi.json")]:
+        for method, path in [("post", "/predict"), ("get", "/ready"), ("get", "/model"), ("get", "/metrics"),
+                             ("get", "/docs"), ("get", "/openapi.json")]:
             for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
                 response = getattr(test_client, method)(path, headers=headers)
                 assert response.status_code == 401, (path, headers)

@@ -134,12 +134,30 @@ def test_port_zero_overload_streamed_limit_and_flush_on_sigterm(release_dir: Pat
 def test_workers_share_one_sqlite_file(release_dir: Path, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     create_schema(url)
-    env = {"MODEL_SOURCE": str(release_dir), "DATABASE_URL": url}
+    temp = tmp_path / "tmp"  # where serve.py makes the workers' shared metrics folder
+    temp.mkdir()
+    env = {"MODEL_SOURCE": str(release_dir), "DATABASE_URL": url, "TMPDIR": str(temp)}
     with api_process(tmp_path, "workers", env, "--workers", "2") as (base, proc):
         responses = asyncio.run(fire([base], requests=40, concurrency=8))
         assert all(r.status_code == 200 for r in responses), Counter(r.status_code for r in responses)
+        for _ in range(6):  # whichever worker answers the scrape reports both workers' totals
+            assert predict_counts(base) == (2, 40, 54)  # 2 workers, 40 requests, 54 messages
+        assert len(list(temp.glob("intent-api-metrics-*"))) == 1
         assert stop(proc) == 0
     assert logged_texts(url) == answered_texts(responses)
+    assert list(temp.glob("intent-api-metrics-*")) == []  # removed at the end
+
+
+def predict_counts(base: str) -> tuple[int, float, float]:
+    """From GET /metrics: workers reporting a model, answered /predict requests, messages answered."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = [s for family in text_string_to_metric_families(httpx.get(f"{base}/metrics").text) for s in family.samples]
+    workers = {s.labels.get("pid") for s in samples if s.name == "intent_api_model_info" and s.value == 1}
+    requests = sum(s.value for s in samples
+                   if s.name == "intent_api_requests_total" and s.labels == {"route": "/predict", "code": "200"})
+    messages = sum(s.value for s in samples if s.name == "intent_api_messages_total")
+    return len(workers), requests, messages
 
 
 def test_two_api_processes_on_mariadb_lose_no_rows(mariadb_server: str, release_dir: Path, tmp_path: Path) -> None:

@@ -113,11 +113,12 @@ def test_api_settings_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_micro_batched_requests_share_no_masks(service: PredictionService) -> None:
     """A name found in one user's request must not be masked (and so revealed) in another's."""
-    from intent_pipeline.serving.api import run_batch
+    from intent_pipeline.serving.api import Sinks, run_batch
+    from intent_pipeline.serving.metrics import ApiMetrics
 
     name_request = (["hi, my name is Quintrell"], 1)
     other_request = (["is quintrell open on sundays"], 1)
-    apart = run_batch(service, None, [name_request, other_request])
+    apart = run_batch(service, Sinks(None, ApiMetrics()), [name_request, other_request])
     assert apart[0]["predictions"][0]["text"] == "hi, my name is [PERSON]"
     assert apart[1]["predictions"][0]["text"] == "is quintrell open on sundays"
 

@@ -6,8 +6,9 @@ text. Requests are queued and scored in micro-batches by
 one worker thread (`batcher.MicroBatcher`); a full queue answers 503 + Retry-After at once, a
 request that waits longer than REQUEST_TIMEOUT_S answers 504. GET /health: the process is alive;
 GET /ready: the model is loaded and the queue is below its high-water mark (503 otherwise);
-GET /model: which release and backend serve, and why. With API_TOKEN set, every route but /health
-needs `Authorization: Bearer <API_TOKEN>`; bodies over MAX_BODY_BYTES get 413 before parsing.
+GET /model: which release and backend serve, and why; GET /metrics: Prometheus metrics (requests,
+latency, batch sizes, answers by intent and outcome, queue depth). With API_TOKEN set, every route but
+/health needs `Authorization: Bearer <API_TOKEN>`; bodies over MAX_BODY_BYTES get 413 before parsing.
 """
 
 # No `from __future__ import annotations`: FastAPI must resolve the body model built in create_app().
@@ -38,6 +39,7 @@ from intent_pipeline.reload import ReleasePoller
 from intent_pipeline.serving.batcher import MicroBatcher, QueueFull, Stopped
 from intent_pipeline.serving.limits import RequestLimits
 from intent_pipeline.serving.logger import PredictionLogger
+from intent_pipeline.serving.metrics import ApiMetrics, RequestMetrics
 from intent_pipeline.serving.service import Masked, PredictionService, Scored, load_model
 from intent_pipeline.text import is_blank
 
@@ -131,15 +133,28 @@ def busy(reason: str, status: int = 503) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": reason}, headers={"Retry-After": RETRY_AFTER_S})
 
 
+@dataclass(frozen=True)
+class Sinks:
+    """Where an answered micro-batch goes besides its clients: the prediction log (None: not logging)
+    and the metrics."""
+
+    logger: PredictionLogger | None
+    metrics: ApiMetrics
+
+
 @dataclass
 class Runtime:
-    """What the lifespan loads: the service, its batcher, the database logger (None: not logging) and the
-    poller that hot-reloads a new serving release into the service."""
+    """What the lifespan loads: the service, its batcher, where answers are recorded, and the poller
+    that hot-reloads a new serving release into the service."""
 
     service: PredictionService
     batcher: MicroBatcher
-    logger: PredictionLogger | None
+    sinks: Sinks
     poller: ReleasePoller
+
+    @property
+    def logger(self) -> PredictionLogger | None:
+        return self.sinks.logger
 
 
 Payload = tuple[list[str], int]  # one request: its messages and its top_k
@@ -160,26 +175,25 @@ def mask_requests(service: PredictionService, payloads: Sequence[Payload]) -> Ma
     return MaskedRequests(payloads, service.prepare(texts, groups=requests))
 
 
-def answer_requests(service: PredictionService, logger: PredictionLogger | None,
-                    batch: MaskedRequests) -> list[dict]:
+def answer_requests(service: PredictionService, sinks: Sinks, batch: MaskedRequests) -> list[dict]:
     """Stage 2: score the masked micro-batch in one model call, queue its log rows, one body per request."""
     payloads = batch.payloads
     scored = service.score(batch.masked, top_k=max(top_k for _, top_k in payloads), channel=CHANNEL)
-    return respond(logger, payloads, scored)
+    return respond(sinks, payloads, scored)
 
 
-def answer_alone(service: PredictionService, logger: PredictionLogger | None,
-                 payloads: Sequence[Payload]) -> list[dict]:
+def answer_alone(service: PredictionService, sinks: Sinks, payloads: Sequence[Payload]) -> list[dict]:
     """Both stages for a lone request on an idle server, overlapped (`PredictionService.predict_overlapped`)."""
     (messages, top_k), = payloads
-    return respond(logger, payloads, service.predict_overlapped(messages, top_k=top_k, channel=CHANNEL,
-                                                                groups=[0] * len(messages)))
+    return respond(sinks, payloads, service.predict_overlapped(messages, top_k=top_k, channel=CHANNEL,
+                                                               groups=[0] * len(messages)))
 
 
-def respond(logger: PredictionLogger | None, payloads: Sequence[Payload], scored: Scored) -> list[dict]:
-    """Queue the log rows of a scored micro-batch; one response body per request."""
-    if logger is not None:
-        logger.submit(scored.log_rows)
+def respond(sinks: Sinks, payloads: Sequence[Payload], scored: Scored) -> list[dict]:
+    """Queue the log rows of a scored micro-batch and count its answers; one response body per request."""
+    if sinks.logger is not None:
+        sinks.logger.submit(scored.log_rows)
+    sinks.metrics.observe_batch(scored.predictions)
     out, start = [], 0
     for messages, top_k in payloads:
         end = start + len(messages)
@@ -192,18 +206,17 @@ def respond(logger: PredictionLogger | None, payloads: Sequence[Payload], scored
     return out
 
 
-def run_batch(service: PredictionService, logger: PredictionLogger | None,
-              payloads: Sequence[Payload]) -> list[dict]:
+def run_batch(service: PredictionService, sinks: Sinks, payloads: Sequence[Payload]) -> list[dict]:
     """Both stages in one call: score every request of a micro-batch; one response body per request."""
-    return answer_requests(service, logger, mask_requests(service, payloads))
+    return answer_requests(service, sinks, mask_requests(service, payloads))
 
 
-def open_logger(settings: config.Settings) -> PredictionLogger | None:
+def open_logger(settings: config.Settings, metrics: ApiMetrics) -> PredictionLogger | None:
     """The database logger; None (with a warning) when the database cannot be reached.
 
     A reachable database without the current schema is a deployment error: SchemaError propagates."""
     try:
-        return PredictionLogger(db.open_existing(settings.database_url))
+        return PredictionLogger(db.open_existing(settings.database_url), on_drop=metrics.log_rows_dropped.inc)
     except db.SchemaError:
         raise
     except PipelineError as exc:
@@ -223,39 +236,45 @@ def freeze_loaded_objects() -> None:
     gc.freeze()
 
 
-def swap_release(settings: config.Settings, service: PredictionService, folder: Path) -> None:
+def swap_release(settings: config.Settings, service: PredictionService, folder: Path,
+                 metrics: ApiMetrics | None = None) -> None:
     """The hot reload: load `folder`, serve it, then let the collector free the old release's cycles
     (one full collection, off the request path) before freezing what is loaded again."""
-    service.swap_model(load_model(settings, source=str(folder), num_threads=service.num_threads))
+    new = load_model(settings, source=str(folder), num_threads=service.num_threads)
+    service.swap_model(new)
+    if metrics is not None:
+        metrics.serving(new.version, new.backend)
     gc.unfreeze()
     freeze_loaded_objects()
 
 
-def start_runtime(settings: config.Settings) -> Runtime:
-    logger = open_logger(settings)
+def start_runtime(settings: config.Settings, metrics: ApiMetrics) -> Runtime:
+    sinks = Sinks(open_logger(settings, metrics), metrics)
     service = PredictionService.load(settings, num_threads=settings.inference_threads or None)
     # Two stages: masking (Python, holds the GIL) of one batch overlaps the model scoring the previous one.
     batcher = MicroBatcher(functools.partial(mask_requests, service), settings.max_batch, settings.batch_wait_ms,
                            settings.max_queue, settings.ready_high_water,
-                           finish=functools.partial(answer_requests, service, logger),
-                           alone=functools.partial(answer_alone, service, logger))
+                           finish=functools.partial(answer_requests, service, sinks),
+                           alone=functools.partial(answer_alone, service, sinks))
     poller = ReleasePoller(settings, lambda: service.model.folder,
-                           functools.partial(swap_release, settings, service)).start()
+                           functools.partial(swap_release, settings, service, metrics=metrics)).start()
     freeze_loaded_objects()
     model = service.model
+    metrics.serving(model.version, model.backend)
     log.info("API ready (pid %d): model %s on %s (%s)", os.getpid(), model.version, model.backend,
              model.classifier.backend_reason)
-    return Runtime(service, batcher, logger, poller)
+    return Runtime(service, batcher, sinks, poller)
 
 
 def create_app(settings: config.Settings | None = None) -> FastAPI:
     """The API; the model, masker and database are loaded once, when the app starts."""
     settings = settings or config.get_settings()
     state: dict[str, Any] = {}
+    metrics = ApiMetrics(settings.metrics_multiproc_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state["runtime"] = start_runtime(settings)
+        state["runtime"] = start_runtime(settings, metrics)
         yield
         runtime: Runtime = state.pop("runtime")
         state["stopping"] = True
@@ -263,12 +282,14 @@ def create_app(settings: config.Settings | None = None) -> FastAPI:
         runtime.batcher.close()
         if runtime.logger is not None:
             runtime.logger.close()
+        metrics.process_exiting(os.getpid())
 
     app = FastAPI(title="Intent classifier API", version="1.1", lifespan=lifespan,
                   description=__doc__.split("\n\n")[1])
     app.add_exception_handler(RequestValidationError, validation_handler)
     app.add_exception_handler(Exception, error_handler)
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes, api_token=settings.api_token)
+    app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: it counts the 401s and 413s too
     PredictRequest = request_model(settings.max_text_chars, settings.max_batch)
     app.state.runtime_state = state  # for hooks such as a hot reload: state["runtime"].service.reload()
 
@@ -290,6 +311,8 @@ def create_app(settings: config.Settings | None = None) -> FastAPI:
             return busy("server shutting down")
         except asyncio.TimeoutError:
             return busy(f"no answer within {settings.request_timeout_s:g} s (REQUEST_TIMEOUT_S)", status=504)
+        finally:
+            metrics.queued.set(runtime.batcher.queued)
         body = {**result, "latency_ms": (time.perf_counter() - started) * 1000}
         # Serialised here rather than through response_model (still the documented schema): the body
         # is built by answer_requests in that shape, and validating it again cost CPU per request.
@@ -332,4 +355,14 @@ def create_app(settings: config.Settings | None = None) -> FastAPI:
                 "max_batch": settings.max_batch, "batch_wait_ms": settings.batch_wait_ms,
                 "max_queue": settings.max_queue, "request_timeout_s": settings.request_timeout_s}
 
+    @app.get("/metrics", response_class=Response,
+             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
+    async def prometheus_metrics() -> Response:
+        runtime: Runtime | None = state.get("runtime")
+        if runtime is not None:
+            metrics.queued.set(runtime.batcher.queued)
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
+
+    metrics.routes = frozenset(route.path for route in app.routes)
     return app

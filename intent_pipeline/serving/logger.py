@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from intent_pipeline import db
@@ -38,8 +38,9 @@ class PredictionLogger:
     """Batched inserts into `predictions` from a daemon thread; `close()` flushes what is queued."""
 
     def __init__(self, engine: Any, retry_for_s: float = RETRY_FOR_S, flush_interval_s: float = FLUSH_INTERVAL_S,
-                 max_rows: int = QUEUE_ROWS) -> None:
+                 max_rows: int = QUEUE_ROWS, on_drop: Callable[[int], Any] | None = None) -> None:
         self.engine = engine
+        self.on_drop = on_drop  # told how many rows were dropped (the API's metrics)
         self.retry_for_s = retry_for_s
         self.flush_interval_s = flush_interval_s
         self.max_rows = max_rows
@@ -82,6 +83,8 @@ class PredictionLogger:
 
     def _drop(self, count: int, why: str) -> None:
         self.dropped += count
+        if self.on_drop is not None:
+            self.on_drop(count)
         log.warning("%d prediction rows not logged (%s); %d so far", count, why, self.dropped)
 
     def _next_rows(self) -> list[Mapping[str, Any]] | None:

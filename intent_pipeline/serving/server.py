@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
+import tempfile
 from pathlib import Path
 
 import config
@@ -66,6 +68,7 @@ def serve(settings: config.Settings, host: str, port: int, workers: int, port_fi
     check_database(settings)
     # Settings reach uvicorn's workers (separate processes) through their environment.
     config.export_to_children(INFERENCE_THREADS=str(threads_per_worker(settings, workers)))
+    metrics_dir = metrics_folder(workers)
     sock = bind_socket(host, port)
     bound = sock.getsockname()[1]
     if port_file is not None:
@@ -85,3 +88,16 @@ def serve(settings: config.Settings, host: str, port: int, workers: int, port_fi
                 raise PipelineError("the API did not start (see the log above)")
     finally:
         sock.close()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def metrics_folder(workers: int) -> Path | None:
+    """With several workers, a new empty folder where each writes its Prometheus values, so any worker
+    answering GET /metrics reports the totals of all (prometheus_client's multiprocess mode); None
+    with one worker, whose values stay in memory."""
+    if workers <= 1:
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="intent-api-metrics-"))
+    config.export_to_children(PROMETHEUS_MULTIPROC_DIR=str(folder))
+    return folder

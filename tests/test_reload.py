@@ -100,6 +100,12 @@ def test_api_swaps_and_rolls_back_releases_under_load_with_zero_errors(registry_
     def serving() -> str:
         return httpx.get(f"{base}/model", timeout=30).json()["version"]
 
+    def serving_per_metrics() -> set[str]:
+        from prometheus_client.parser import text_string_to_metric_families
+
+        families = text_string_to_metric_families(httpx.get(f"{base}/metrics", timeout=30).text)
+        return {s.labels["version"] for f in families for s in f.samples if s.name == "intent_api_model_info" and s.value}
+
     workers = [threading.Thread(target=client, args=(w,)) for w in range(4)]
     try:
         for thread in workers:
@@ -109,6 +115,7 @@ def test_api_swaps_and_rolls_back_releases_under_load_with_zero_errors(registry_
 
         publish_copy_of_v1(registry_copy, "v2")  # a new release appears while clients are busy
         _wait_for(lambda: serving() == "v2", 120, "the API to serve v2")
+        _wait_for(lambda: serving_per_metrics() == {"v2"}, 30, "/metrics to name v2 alone")
         mark = sum(map(len, seen.values()))
         _wait_for(lambda: sum(map(len, seen.values())) >= mark + 8, 120, "requests on v2")
 
@@ -117,6 +124,7 @@ def test_api_swaps_and_rolls_back_releases_under_load_with_zero_errors(registry_
         mark = sum(map(len, seen.values()))
         _wait_for(lambda: sum(map(len, seen.values())) >= mark + 8, 120, "requests after the rollback")
         model = httpx.get(f"{base}/model", timeout=30).json()
+        _wait_for(lambda: serving_per_metrics() == {"v1"}, 30, "/metrics to name v1 alone again")
     finally:
         stop.set()
         for thread in workers:

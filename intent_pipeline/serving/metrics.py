@@ -70,6 +70,8 @@ class ApiMetrics:
     def serving(self, version: str, backend: str) -> None:
         """Record the release now serving (at start and after each hot reload)."""
         if self._serving is not None:
+            # 0 first: in multiprocess mode the workers' files keep a removed series, at its last value.
+            self.model.labels(*self._serving).set(0)
             self.model.remove(*self._serving)
         self._serving = (version, backend)
         self.model.labels(version, backend).set(1)

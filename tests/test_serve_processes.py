@@ -138,6 +138,10 @@ def test_workers_share_one_sqlite_file(release_dir: Path, tmp_path: Path) -> Non
     temp.mkdir()
     env = {"MODEL_SOURCE": str(release_dir), "DATABASE_URL": url, "TMPDIR": str(temp)}
     with api_process(tmp_path, "workers", env, "--workers", "2") as (base, proc):
+        deadline = time.monotonic() + STARTUP_S  # /health answered as soon as one worker was up
+        while predict_counts(base)[0] < 2:
+            assert time.monotonic() < deadline, "the second worker did not start"
+            time.sleep(0.5)
         responses = asyncio.run(fire([base], requests=40, concurrency=8))
         assert all(r.status_code == 200 for r in responses), Counter(r.status_code for r in responses)
         for _ in range(6):  # whichever worker answers the scrape reports both workers' totals

@@ -6,6 +6,7 @@ running they are skipped on a developer's machine but FAIL in CI (CI=true): neve
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import uuid
@@ -43,6 +44,18 @@ def _session_mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     yield
     if before is None:
         os.environ.pop(name, None)
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """Undo a test's `setup_logging()` (entry points run in-process call it): its handler writes to the
+    stderr of that test, which capsys closes afterwards, and every later log line then printed a
+    'Logging error' traceback into the next failure's report."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture

@@ -135,6 +135,7 @@ class Settings:
     weight_decay: float
     warmup_ratio: float
     early_stopping_patience: int
+    average_weights: bool  # final weights: mean of the last third of the epochs (else the best checkpoint)
     max_length: int
     val_ratio: float
     test_ratio: float
@@ -281,6 +282,7 @@ def get_settings() -> Settings:
         weight_decay=float(_env_number("WEIGHT_DECAY", 0.01, float)),
         warmup_ratio=float(_env_number("WARMUP_RATIO", 0.06, float)),
         early_stopping_patience=int(_at_least("EARLY_STOPPING_PATIENCE", _env_number("EARLY_STOPPING_PATIENCE", 0), 0)),
+        average_weights=_env_bool("AVERAGE_WEIGHTS", True),
         max_length=int(_env_number("MAX_LENGTH", 64)),
         val_ratio=float(_env_number("VAL_RATIO", 0.1, float)),
         test_ratio=float(_env_number("TEST_RATIO", 0.15, float)),

@@ -39,6 +39,7 @@ from intent_pipeline.training import (
     subsample,
     weighted_trainer_class,
 )
+from intent_pipeline.weight_averaging import EpochAverager, finish_weights
 
 log = logging.getLogger("finetune_bert")
 
@@ -77,6 +78,10 @@ def parse_args(argv: Sequence[str] | None, settings: config.Settings) -> argpars
     parser.add_argument("--no-freeze-embeddings", dest="freeze_embeddings", action="store_false",
                         default=settings.freeze_embeddings,
                         help="also train the word-embedding matrix (slower; default: FREEZE_EMBEDDINGS)")
+    parser.add_argument("--no-average-weights", dest="average_weights", action="store_false",
+                        default=settings.average_weights,
+                        help="keep the best validation checkpoint instead of the mean of the last third of the "
+                             "epochs' weights (default: AVERAGE_WEIGHTS)")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --checkpoint-dir")
     args = parser.parse_args(argv)
     positive = (args.batch_size, args.lr, args.max_epochs, args.examples_per_intent,
@@ -140,7 +145,7 @@ def training_arguments(args: argparse.Namespace, report_to: str = "none"):
     )
 
 
-def build_trainer(args: argparse.Namespace, data, tokenizer, model, train_args):
+def build_trainer(args: argparse.Namespace, data, tokenizer, model, train_args, extra_callbacks=()):
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback
 
     weights = [data.class_weights.get(data.id2label[i], 1.0) for i in range(len(data.label2id))]
@@ -153,12 +158,12 @@ def build_trainer(args: argparse.Namespace, data, tokenizer, model, train_args):
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
         compute_metrics=compute_metrics,
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=args.patience)],
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=args.patience), *extra_callbacks],
         class_weights=weights if args.class_weights else None,
     )
 
 
-def training_config(args, data, val_metrics: dict, train_output, world_size: int) -> dict:
+def training_config(args, data, val_metrics: dict, train_output, world_size: int, averaging: dict) -> dict:
     now = datetime.now(timezone.utc)
     return {
         "model_version": f"{now:%Y%m%d-%H%M%S}-{data.fingerprint[:8]}",
@@ -170,7 +175,7 @@ def training_config(args, data, val_metrics: dict, train_output, world_size: int
         "hyperparameters": {
             "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr,
             "weight_decay": args.weight_decay, "warmup_share": args.warmup_ratio, "patience": args.patience,
-            "class_weights": args.class_weights, "freeze_embeddings": args.freeze_embeddings,
+            "average_weights": args.average_weights, "class_weights": args.class_weights, "freeze_embeddings": args.freeze_embeddings,
             "seed": args.seed, "max_train_rows": args.max_train_rows, "world_size": world_size,
             "epoch_plan": getattr(args, "epoch_plan", "EPOCHS/--epochs"),
         },
@@ -178,6 +183,7 @@ def training_config(args, data, val_metrics: dict, train_output, world_size: int
         "train_rows": len(data.train),
         "val_rows": len(data.val),
         "val_metrics": {k.removeprefix("eval_"): v for k, v in val_metrics.items()},
+        "weight_averaging": averaging,
         "train_runtime_s": round(float(train_output.metrics.get("train_runtime", 0.0)), 1),
         "train_samples_per_second": round(float(train_output.metrics.get("train_samples_per_second", 0.0)), 2),
     }
@@ -186,7 +192,7 @@ def training_config(args, data, val_metrics: dict, train_output, world_size: int
 def tracked_settings(args: argparse.Namespace) -> dict:
     """The settings of this fine-tune that MLflow records beside the Trainer's own arguments."""
     keys = ("base_model", "epochs", "batch_size", "lr", "max_length", "max_train_rows", "seed", "patience",
-            "weight_decay", "warmup_ratio", "class_weights", "freeze_embeddings", "resume")
+            "weight_decay", "warmup_ratio", "average_weights", "class_weights", "freeze_embeddings", "resume")
     return {key: getattr(args, key) for key in keys}
 
 
@@ -231,13 +237,14 @@ def _train(args, settings: config.Settings, data, tokenizer, model, train_args, 
         with train_args.main_process_first(desc="clear old checkpoints"):
             if train_args.process_index == 0:
                 shutil.rmtree(args.checkpoint_dir, ignore_errors=True)  # stale ones may be of other data
-    trainer = build_trainer(args, data, tokenizer, model, train_args)
+    averager = EpochAverager(args.epochs)
+    trainer = build_trainer(args, data, tokenizer, model, train_args, [averager.callback()])
     started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=resume_from)
-    val_metrics = trainer.evaluate()
+    choice, val_metrics = finish_weights(trainer, averager, args.average_weights)
     if not trainer.is_world_process_zero():
         return None
-    cfg = training_config(args, data, val_metrics, output, train_args.world_size)
+    cfg = training_config(args, data, val_metrics, output, train_args.world_size, choice.as_dict())
     cfg["wall_time_s"] = round(time.perf_counter() - started, 1)
     if run is not None:
         cfg["mlflow"] = run

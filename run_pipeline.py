@@ -71,7 +71,7 @@ STAGE_SETTINGS = {
                 "artifacts_dir", "feedback_overrides_curated", "gold_share", "test_file", "val_file",
                 "fixed_leak_check"),
     "finetune": ("base_model", "epochs", "max_epochs", "examples_per_intent", "batch_size", "learning_rate",
-                 "weight_decay", "warmup_ratio", "early_stopping_patience", "max_length", "class_weights",
+                 "weight_decay", "warmup_ratio", "early_stopping_patience", "average_weights", "max_length", "class_weights",
                  "freeze_embeddings", "seed", "model_dir"),
     "evaluate": ("model_dir", "artifacts_dir", "fallback_min_coverage", "oos_max_accuracy_drop", "offtopic_eval_file",
                  "offtopic_labels", "spacy_model", "max_text_chars"),

@@ -175,7 +175,8 @@ def training_config(args, data, val_metrics: dict, train_output, world_size: int
         "hyperparameters": {
             "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.lr,
             "weight_decay": args.weight_decay, "warmup_share": args.warmup_ratio, "patience": args.patience,
-            "average_weights": args.average_weights, "class_weights": args.class_weights, "freeze_embeddings": args.freeze_embeddings,
+            "average_weights": args.average_weights, "class_weights": args.class_weights,
+            "freeze_embeddings": args.freeze_embeddings,
             "seed": args.seed, "max_train_rows": args.max_train_rows, "world_size": world_size,
             "epoch_plan": getattr(args, "epoch_plan", "EPOCHS/--epochs"),
         },

@@ -16,7 +16,8 @@ BUNDLED_BASE_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 TASK = "text-classification"
 DATASET_TYPE = "customer-interactions"  # not a Hub dataset: the project's own seed data
 HYPERPARAMETER_KEYS = ("base_model", "epochs", "batch_size", "learning_rate", "max_length", "seed",
-                       "weight_decay", "warmup_share", "patience", "average_weights", "augment", "class_weights", "train_rows")
+                       "weight_decay", "warmup_share", "patience", "average_weights", "augment", "class_weights",
+                       "train_rows")
 
 
 def hub_base_model(base_model: str, settings: Settings) -> str | None:

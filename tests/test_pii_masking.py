@@ -439,3 +439,31 @@ def test_names_in_an_all_caps_message_are_masked(masker, text: str, name: str) -
 ])
 def test_an_all_caps_message_without_pii_is_left_alone(masker, text: str) -> None:
     assert masker.mask(text).text == text
+
+
+def test_patterns_are_compiled_when_the_masker_is_built(monkeypatch) -> None:
+    """A message with a cue must not wait while Presidio compiles a recognizer's regex (5-50 ms each):
+    a fresh masker (not the session's, whose recognizers may have run already) compiles none on use."""
+    import regex
+    from presidio_analyzer import PatternRecognizer
+
+    import config
+    from intent_pipeline.pii.engine import PiiMasker
+
+    fresh = PiiMasker(config.get_settings().spacy_model)
+    recognizers = [r for r in fresh.analyzer.registry.recognizers if isinstance(r, PatternRecognizer)]
+    sources = {p.regex for r in recognizers for p in r.patterns}
+    assert len(sources) > 20
+    compiled: list[str] = []
+    real = regex.compile
+
+    def spy(pattern, *args, **kwargs):
+        if pattern in sources:
+            compiled.append(pattern)
+        return real(pattern, *args, **kwargs)
+
+    monkeypatch.setattr(regex, "compile", spy)
+    for cases in CASES.values():
+        for text, value in cases:
+            assert value.lower() not in masked(fresh, text).lower()
+    assert not compiled, f"{len(compiled)} patterns compiled on first use"

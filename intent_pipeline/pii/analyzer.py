@@ -71,22 +71,17 @@ def build_analyzer(spacy_model: str, entries: list[Registered]):
     return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=[LANGUAGE]), recognizers
 
 
-def compile_patterns(recognizers: list) -> int:
-    """Compile every pattern recognizer's regexes now; returns how many were compiled.
+def compile_patterns(recognizers: list) -> None:
+    """Compile every pattern recognizer's regexes now, as Presidio would on the recognizer's first run.
 
-    Presidio compiles a pattern the first time its recognizer runs, and the masker's gates run most
-    recognizers only on messages with a cue, so without this a server's first messages with a date,
-    an address or a reference paid 5-50 ms per fuzzy cue pattern (48 compiles, about 0.6 s, over the
-    first 300 load-test messages). Forked stage-1 workers inherit the compiled patterns.
+    The masker's gates run most recognizers only on messages with a cue, so Presidio's lazy compile
+    fell on a server's first messages with a date, an address or a reference: 5-50 ms per fuzzy cue
+    pattern, 48 of them over the first 300 load-test messages. Forked stage-1 workers inherit them.
     """
     import regex
 
-    compiled = 0
     for recognizer in recognizers:
-        flags = getattr(recognizer, "global_regex_flags", None)
-        for pattern in getattr(recognizer, "patterns", None) or []:
-            if pattern.compiled_regex is None or pattern.compiled_with_flags != flags:
-                pattern.compiled_regex = regex.compile(pattern.regex, flags=flags)
-                pattern.compiled_with_flags = flags  # what Presidio checks before compiling again
-                compiled += 1
-    return compiled
+        for pattern in getattr(recognizer, "patterns", None) or []:  # spaCy's recognizer has none
+            # Presidio compiles again where the regex is missing or was compiled with other flags.
+            pattern.compiled_with_flags = recognizer.global_regex_flags
+            pattern.compiled_regex = regex.compile(pattern.regex, flags=recognizer.global_regex_flags)

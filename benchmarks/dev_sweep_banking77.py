@@ -8,7 +8,8 @@ word embeddings, 14 epochs) keeps the weights at every epoch end, then scores on
 the best-validation epoch, the last epoch and the mean of the last 3 and 5 epochs' weights.
 --variant changes the training: llrd (layer-wise lr decay, top 2e-4, x0.85 a layer), unfrozen (trained
 word embeddings), swa (decay to 0.25x by 60%, then held) or dropout0. About 5 minutes a run on a GPU
-shared by 10 runs; hours on a 2-core CPU.
+shared by 10 runs; about an hour on a 2-core CPU (one epoch took 258 s on an AMD EPYC with AVX-512,
+2026-11-27: its random batches are padded to their longest query, where stage 4 groups them by length).
 
     python benchmarks/dev_sweep_banking77.py --variant base --seed 0 --device cuda
 """

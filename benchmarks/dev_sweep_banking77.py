@@ -102,8 +102,8 @@ class Run:
 
     def optimizer(self):
         """AdamW with one group per tensor, each with its own base learning rate."""
-        top, decay = (2e-4, 0.85) if self.args.variant == "llrd" else (LR, 1.0)
-        top = 2e-4 if self.args.variant == "lr2e-4" else top
+        top = 2e-4 if self.args.variant in ("llrd", "lr2e-4") else LR
+        decay = 0.85 if self.args.variant == "llrd" else 1.0
         layers = self.model.config.num_hidden_layers
         groups = []
         for name, param in self.model.named_parameters():

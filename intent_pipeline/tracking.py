@@ -22,6 +22,7 @@ from typing import Any
 import config
 from config import Settings
 from intent_pipeline.artifacts import PLOTLY_JS, RELEASED_STAGE5_FILES
+from intent_pipeline.base_models import bundled_checkpoint
 from intent_pipeline.errors import PipelineError
 
 log = logging.getLogger(__name__)
@@ -154,9 +155,24 @@ def log_model(model, tokenizer, settings: Settings) -> str | None:
     requirements = [f"transformers=={transformers.__version__}", f"torch=={torch.__version__.split('+')[0]}"]
     info = mlflow.transformers.log_model(
         {"model": model, "tokenizer": tokenizer}, name="model", task="text-classification",
-        pip_requirements=requirements,
+        pip_requirements=requirements, model_card=_model_card(str(model.name_or_path)),
     )
     return info.model_uri
+
+
+def _model_card(base_model: str) -> Any:
+    """A short card carrying the base model's licence, read from the card in its folder. Without one,
+    MLflow looks the card and the licence up on the Hub by the model's name, which for a local base
+    model is a path: every run then printed two warnings a user could do nothing about."""
+    from huggingface_hub import ModelCard
+
+    readme = Path(base_model) / "README.md"
+    if not readme.is_file():
+        return None  # a Hub id (MLflow may look it up) or a folder without a card
+    checkpoint = bundled_checkpoint(base_model)
+    name = checkpoint.published_as if checkpoint else base_model
+    licence = ModelCard.load(readme).data.license or "other"
+    return ModelCard(f"---\nlicense: {licence}\n---\n\nAn intent classifier fine-tuned from {name}.\n")
 
 
 def evaluation_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
